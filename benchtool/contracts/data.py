@@ -1,0 +1,79 @@
+"""Dataset contract: what a dataset declares, and the tensors it hands the suites."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What attacks, models and metrics read instead of constants."""
+
+    name: str
+    task: Task
+    input_shape: tuple[int, ...]  # per example: (C, H, W) for images, (D,) for vectors
+    num_classes: int | None  # None for regression
+    bounds: tuple[float, float]  # the valid input box, in data space
+    output_dim: int = 1  # regression targets per example
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        low, high = self.bounds
+        if not low < high:
+            raise ValueError(f"dataset {self.name!r}: bounds {self.bounds} must satisfy low < high")
+        if self.task == "classification" and (self.num_classes is None or self.num_classes < 2):
+            raise ValueError(f"dataset {self.name!r}: a classification task needs num_classes >= 2")
+
+
+@dataclass
+class Split:
+    """Inputs and targets of one split; ``y`` is int64 labels or float regression targets."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"split has {len(self.x)} inputs but {len(self.y)} targets")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class DataBundle:
+    """A loaded dataset: fixed splits for one seed, plus named out-of-distribution sets."""
+
+    info: DatasetInfo
+    train: Split
+    val: Split
+    test: Split
+    ood: dict[str, Split] = field(default_factory=dict)
+    # what the in-distribution classes are, if the bundle holds out some (e.g. [0..4])
+    in_distribution_classes: tuple[int, ...] | None = None
+
+
+class Dataset(ABC):
+    """A dataset plugin. ``info()`` is cheap; ``load()`` reads or generates the data."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def info(self) -> DatasetInfo:
+        """Shape, classes, bounds: without loading anything."""
+
+    @abstractmethod
+    def load(self, *, root: Path, seed: int, download: bool = False) -> DataBundle:
+        """Return the splits for ``seed``. Never downloads unless ``download`` is True;
+        a missing local file is a :class:`~benchtool.errors.UsageError` naming the
+        expected path and files."""

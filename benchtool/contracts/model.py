@@ -1,0 +1,48 @@
+"""Model contract: a model plugin builds a network for any dataset it supports."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from torch import nn
+
+from benchtool.contracts.data import DatasetInfo, Task
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """A fixed, documented training recipe. Part of the checkpoint cache key."""
+
+    epochs: int
+    batch_size: int = 64
+    optimizer: str = "adam"  # "adam" | "sgd"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "none"  # "none" | "cosine"
+    augment: str = "none"  # "none" | "crop" | "crop-flip" (random 1/8-size shifts, horizontal flips)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ModelSpec(ABC):
+    """A model plugin: a named architecture that builds for a dataset's shape and classes."""
+
+    name: ClassVar[str]
+    tasks: ClassVar[frozenset[Task]] = frozenset({"classification"})
+
+    def supports(self, info: DatasetInfo) -> bool:
+        """Whether this architecture can be built for ``info`` (task, input rank)."""
+        return info.task in self.tasks
+
+    @abstractmethod
+    def build(self, info: DatasetInfo) -> nn.Module:
+        """A fresh, untrained network mapping inputs of ``info.input_shape`` to logits
+        (classification) or predictions (regression)."""
+
+    @abstractmethod
+    def recipe(self, info: DatasetInfo, budget: str) -> TrainRecipe:
+        """The training recipe for ``info`` at budget ``small | default | full``."""

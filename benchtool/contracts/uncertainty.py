@@ -1,0 +1,159 @@
+"""Uncertainty-estimator contract: ``fit(task)`` and ``sample(x)``; the harness owns
+``predict`` (seeding, validation, and the statistics through :mod:`benchtool.kernels`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar, final
+
+import torch
+from torch import nn
+
+from benchtool.contracts._state import ModelSnapshot, verify_untouched
+from benchtool.contracts.data import DatasetInfo, Split, Task
+from benchtool.errors import ContractViolation
+
+PROB_SUM_TOLERANCE = 1e-4
+
+
+@dataclass
+class EstimationTask:
+    """Everything an estimator may use to fit. The test split is deliberately absent."""
+
+    info: DatasetInfo
+    train: Split
+    val: Split
+    model: nn.Module  # a trained base network, in eval mode; leave it as given
+    model_name: str
+    train_member: Callable[[int], nn.Module]  # a fresh network of the same spec trained with that seed
+    device: torch.device
+    seed: int
+    num_samples: int  # T, the number of stochastic passes the budget allows
+    budget: str
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generators for a block and restore them afterwards."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class UncertaintyEstimator(ABC):
+    """An uncertainty estimator. ``sample`` returns T stochastic predictions.
+
+    Classification: probabilities of shape ``(T, N, C)``, or an iterable of ``(t, N, C)``
+    chunks so T passes never have to be stored. Regression: a pair ``(mean, variance)`` of
+    shape ``(T, N, D)`` each (variance zero for models without aleatoric output), or an
+    iterable of such pairs.
+    """
+
+    name: ClassVar[str]
+    tasks: ClassVar[frozenset[Task]] = frozenset({"classification"})
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **hyperparams: Any) -> None:
+        unknown = sorted(set(hyperparams) - set(self.defaults))
+        if unknown:
+            raise TypeError(
+                f"estimator {self.name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(self.defaults)}"
+            )
+        self.params: dict[str, Any] = {**self.defaults, **hyperparams}
+        self.task: EstimationTask | None = None
+
+    @abstractmethod
+    def fit(self, task: EstimationTask) -> None:
+        """Prepare to predict (train members, calibrate on ``task.val``, ...)."""
+
+    @abstractmethod
+    def sample(self, x: torch.Tensor) -> Any:
+        """Stochastic predictions for ``x`` (see the class docstring for shapes)."""
+
+    @final
+    def fit_checked(self, task: EstimationTask) -> None:
+        """Fit under the task's seed, then prove the base model was left as given."""
+        if task.info.task not in self.tasks:
+            raise ContractViolation(self.name, "task-support", f"does not support {task.info.task!r} tasks")
+        snapshot = ModelSnapshot.take(task.model)
+        with seeded(task.seed, task.device):
+            self.fit(task)
+        snapshot.verify(task.model, self.name)
+        self.task = task
+
+    @final
+    def predict(self, x: torch.Tensor, *, seed: int = 0) -> Any:
+        """Seeded sampling, validated, reduced by the streaming kernels.
+
+        Returns :class:`benchtool.kernels.PredictiveStats` (classification) or
+        :class:`benchtool.kernels.RegressionMoments` (regression), on ``x``'s device.
+        """
+        from benchtool import kernels
+
+        if self.task is None:
+            raise ContractViolation(self.name, "fit-before-predict", "predict called before fit_checked")
+        task = self.task
+        snapshot = ModelSnapshot.take(task.model)
+        x_original = x.detach().clone()
+        with seeded(seed, task.device), torch.no_grad():
+            chunks = _as_chunks(self.sample(x))
+            if task.info.task == "classification":
+                result = self._reduce_classification(chunks, len(x), task.info.num_classes or 0, kernels)
+            else:
+                result = self._reduce_regression(chunks, len(x), task.info.output_dim, kernels)
+        verify_untouched(self.name, x_original, x)
+        snapshot.verify(task.model, self.name)
+        return result
+
+    def _reduce_classification(self, chunks: Iterable[Any], n: int, c: int, kernels: Any) -> Any:
+        acc = None
+        for chunk in chunks:
+            chunk = self._check_chunk(chunk, n, c, "probabilities")
+            if float(chunk.min()) < 0 or float((chunk.sum(-1) - 1).abs().max()) > PROB_SUM_TOLERANCE:
+                raise ContractViolation(
+                    self.name, "probabilities-valid", "sampled rows must be >= 0 and sum to 1 (within 1e-4)"
+                )
+            if acc is None:
+                acc = kernels.StreamingPredictive(n, c, like=chunk)
+            acc.update(chunk, validate=False)
+        if acc is None:
+            raise ContractViolation(self.name, "output-nonempty", "sample returned no passes")
+        return acc.compute()
+
+    def _reduce_regression(self, chunks: Iterable[Any], n: int, d: int, kernels: Any) -> Any:
+        means, variances = [], []
+        for chunk in chunks:
+            if not (isinstance(chunk, tuple) and len(chunk) == 2):
+                raise ContractViolation(self.name, "output-type", "regression sample must yield (mean, variance) pairs")
+            means.append(self._check_chunk(chunk[0], n, d, "mean"))
+            var = self._check_chunk(chunk[1], n, d, "variance")
+            if float(var.min()) < 0:
+                raise ContractViolation(self.name, "variance-valid", "predicted variances must be >= 0")
+            variances.append(var)
+        if not means:
+            raise ContractViolation(self.name, "output-nonempty", "sample returned no passes")
+        return kernels.regression_moments(torch.cat(means), torch.cat(variances))
+
+    def _check_chunk(self, chunk: Any, n: int, width: int, what: str) -> torch.Tensor:
+        if not isinstance(chunk, torch.Tensor):
+            raise ContractViolation(self.name, "output-type", f"{what} is {type(chunk).__name__}, expected a Tensor")
+        if chunk.ndim != 3 or chunk.shape[1] != n or chunk.shape[2] != width:
+            raise ContractViolation(
+                self.name, "output-shape", f"{what} has shape {tuple(chunk.shape)}, expected (T, {n}, {width})"
+            )
+        if self.task is not None and chunk.device != self.task.device and chunk.device.type != self.task.device.type:
+            raise ContractViolation(self.name, "output-device", f"{what} on {chunk.device}, expected {self.task.device}")
+        if not torch.isfinite(chunk).all():
+            raise ContractViolation(self.name, "output-finite", f"{what} contains NaN or inf")
+        return chunk
+
+
+def _as_chunks(out: Any) -> Iterable[Any]:
+    """A single tensor (or pair) is one chunk; anything else is iterated lazily."""
+    if isinstance(out, (torch.Tensor, tuple)):
+        return [out]
+    return out

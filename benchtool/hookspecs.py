@@ -1,0 +1,92 @@
+"""The hook contract between the benchtool host and its plugins.
+
+Registration hooks receive a :class:`~benchtool.registry.Registrar` bound to one kind;
+a plugin calls ``registrar.add(name, obj)`` for each thing it provides. Lifecycle hooks
+let stores and reporters be plugins too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from benchtool.config import RunConfig
+    from benchtool.registry import Registrar
+    from benchtool.results import CaseResult, Record
+
+PROJECT = "benchtool"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- registration: one hook per kind ------------------------------------------------
+
+
+@hookspec
+def benchtool_register_attacks(registry: Registrar) -> None:
+    """Add :class:`~benchtool.contracts.Attack` subclasses."""
+
+
+@hookspec
+def benchtool_register_estimators(registry: Registrar) -> None:
+    """Add :class:`~benchtool.contracts.UncertaintyEstimator` subclasses."""
+
+
+@hookspec
+def benchtool_register_strategies(registry: Registrar) -> None:
+    """Add :class:`~benchtool.contracts.SearchStrategy` subclasses."""
+
+
+@hookspec
+def benchtool_register_search_spaces(registry: Registrar) -> None:
+    """Add :class:`~benchtool.contracts.SearchSpace` subclasses."""
+
+
+@hookspec
+def benchtool_register_models(registry: Registrar) -> None:
+    """Add :class:`~benchtool.contracts.ModelSpec` subclasses."""
+
+
+@hookspec
+def benchtool_register_datasets(registry: Registrar) -> None:
+    """Add :class:`~benchtool.contracts.Dataset` subclasses."""
+
+
+@hookspec
+def benchtool_register_loss_weightings(registry: Registrar) -> None:
+    """Add multi-task loss-weighting schemes (:class:`~benchtool.contracts.LossWeighting`)."""
+
+
+@hookspec
+def benchtool_register_target_functions(registry: Registrar) -> None:
+    """Add target functions for the approximation suite (:class:`~benchtool.contracts.TargetFunction`)."""
+
+
+# --- lifecycle -----------------------------------------------------------------------
+
+
+@hookspec
+def benchtool_configure(config: RunConfig) -> None:
+    """Called once the run's configuration is known, before any case runs."""
+
+
+@hookspec
+def benchtool_run_metadata(config: RunConfig, metadata: dict[str, Any]) -> None:
+    """Add entries (device, driver, versions, ...) to the run's metadata in place."""
+
+
+@hookspec
+def benchtool_record(record: Record) -> None:
+    """A figure was recorded (called in the process that measured it)."""
+
+
+@hookspec
+def benchtool_case_finished(config: RunConfig, case: CaseResult) -> None:
+    """A case (one test) finished, with its outcome and every record it made."""
+
+
+@hookspec
+def benchtool_session_finish(config: RunConfig, cases: list[CaseResult], exitstatus: int) -> None:
+    """The run ended; ``cases`` holds every finished case of every worker."""

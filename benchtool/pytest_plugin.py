@@ -1,0 +1,457 @@
+"""The pytest bridge: options, registry-parametrized fixtures, result recording, tables.
+
+Registered through the ``pytest11`` entry point, so ``pytest suites/`` and
+``benchtool run`` are the same harness. A suite test asks for fixtures named after a
+plugin kind (``attack``, ``estimator``, ``strategy``, ``search_space``, ``loss_weighting``,
+``target_function``) and/or ``model`` and ``dataset``; the bridge parametrizes them from
+the registry with plugin names as ids (``test_robust_accuracy[pgd-lenet-digits]``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchtool import __version__
+from benchtool.config import (
+    BUDGETS, RunConfig, check_budget, default_data_root, parse_float_list, parse_name_list, resolve_device,
+)
+from benchtool.errors import BenchtoolError, UsageError, choices_error
+from benchtool.registry import KINDS, KindSpec
+from benchtool.results import CaseResult, Record, write_json
+
+RECORDS_PROPERTY = "benchtool_records"
+MODEL_DATA_FIXTURES = ("model", "dataset")
+PLUGIN_FIXTURES = {spec.fixture: spec for spec in KINDS.values() if spec.fixture not in MODEL_DATA_FIXTURES}
+records_key = pytest.StashKey[list[Record]]()
+
+
+def _option_name(spec: KindSpec) -> str:
+    return "--bt-" + spec.kind.replace("_", "-")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("benchtool", "benchtool benchmark harness")
+    group.addoption("--bt-device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    group.addoption("--bt-budget", default="default", help=f"{' | '.join(BUDGETS)} (default: default)")
+    group.addoption("--bt-seed", type=int, default=0, help="seed of data splits, training and plugins")
+    group.addoption("--bt-json", default=None, metavar="PATH", help="write every recorded figure as a JSON list")
+    group.addoption("--bt-data-root", default=None, metavar="DIR",
+                    help="folder of local datasets (default: $BENCHTOOL_DATA or ~/.cache/benchtool/data)")
+    group.addoption("--bt-download", action="store_true", help="allow downloading missing datasets")
+    group.addoption("--bt-checkpoint", default=None, metavar="PATH",
+                    help="state_dict for the one zoo model selected with --bt-models, instead of training")
+    group.addoption("--bt-eps", default=None, metavar="LIST", help="eps sweep for attacks, e.g. 0,0.05,0.1")
+    for spec in KINDS.values():
+        group.addoption(_option_name(spec), default=None, metavar="NAMES",
+                        help=f"comma list of {spec.kind.replace('_', ' ')} to run (default: the suite's)")
+
+
+@dataclass
+class BenchSession:
+    """Per-run state kept on the pytest config."""
+
+    config: RunConfig
+    host: Any
+    cases: list[CaseResult] = field(default_factory=list)
+    outcomes: dict[str, tuple[str, float, str]] = field(default_factory=dict)
+    bundles: dict[tuple[str, int], Any] = field(default_factory=dict)
+    models: dict[tuple[str, str, int], Any] = field(default_factory=dict)
+
+
+session_key = pytest.StashKey[BenchSession]()
+
+
+def _plugin_args(config: pytest.Config) -> tuple[list[str], list[str]]:
+    """(modules, blocked) from the -p values pytest saw."""
+    values = list(getattr(config.known_args_namespace, "plugins", None) or [])
+    blocked = [v[3:] for v in values if v.startswith("no:")]
+    modules = [v for v in values if not v.startswith("no:") and _has_benchtool_hooks(v)]
+    return modules, blocked
+
+
+def _has_benchtool_hooks(module_name: str) -> bool:
+    module = sys.modules.get(module_name)
+    if module is None:
+        return False
+    return any(hasattr(getattr(module, attr, None), "benchtool_impl") for attr in dir(module))
+
+
+def _run_config(config: pytest.Config, host: Any) -> RunConfig:
+    opt = config.getoption
+    filters: dict[str, list[str] | None] = {}
+    for spec in KINDS.values():
+        names = parse_name_list(opt(_option_name(spec)))
+        if names:
+            valid = host.registry.names(spec.kind)
+            for name in names:
+                if name not in valid:
+                    raise choices_error(f"{spec.fixture.replace('_', ' ')} in {_option_name(spec)}", name, valid)
+        filters[spec.kind] = names
+    checkpoint = opt("--bt-checkpoint")
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise UsageError(f"--bt-checkpoint {checkpoint}: no such file")
+        if not filters.get("models") or len(filters["models"] or []) != 1:
+            raise UsageError("--bt-checkpoint needs exactly one model named with --bt-models")
+    return RunConfig(
+        device=resolve_device(opt("--bt-device")),
+        budget=check_budget(opt("--bt-budget")),
+        seed=opt("--bt-seed"),
+        filters=filters,
+        data_root=Path(opt("--bt-data-root")) if opt("--bt-data-root") else default_data_root(),
+        download=opt("--bt-download"),
+        json_path=Path(opt("--bt-json")) if opt("--bt-json") else None,
+        eps=parse_float_list("--bt-eps", opt("--bt-eps")),
+        checkpoint=Path(checkpoint) if checkpoint else None,
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    from benchtool.host import load_host
+
+    config.addinivalue_line("markers", "bt(**defaults): benchtool suite defaults per kind, e.g. models=[...]")
+    modules, blocked = _plugin_args(config)
+    try:
+        host = load_host(modules=modules, blocked=blocked)
+        run_config = _run_config(config, host)
+    except BenchtoolError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    bench = BenchSession(run_config, host)
+    config.stash[session_key] = bench
+    config.pluginmanager.register(ResultCollector(bench), "benchtool-results")
+    host.hook.benchtool_configure(config=run_config)
+
+
+def _session(config: pytest.Config) -> BenchSession:
+    return config.stash[session_key]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    bench = config.stash.get(session_key, None)
+    if bench is None:
+        return []
+    rc, host = bench.config, bench.host
+    lines = [f"benchtool {__version__}: device {rc.device}, budget {rc.budget}, seed {rc.seed}"]
+    plugins = ", ".join(f"{s.name} ({s.distribution} {s.version})" for s in host.sources.values())
+    lines.append(f"benchtool plugins: {plugins or '(none)'}")
+    lines += [f"benchtool plugin FAILED: {failure}" for failure in host.failures]
+    if host.blocked:
+        lines.append(f"benchtool plugins blocked: {', '.join(host.blocked)}")
+    return lines
+
+
+# --- parametrization ---------------------------------------------------------------
+
+
+def _suite_defaults(metafunc: pytest.Metafunc) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for marker in reversed(list(metafunc.definition.iter_markers("bt"))):
+        defaults.update(marker.kwargs)
+    return defaults
+
+
+def _candidates(bench: BenchSession, spec: KindSpec, defaults: dict[str, Any]) -> list[str]:
+    chosen = bench.config.filters.get(spec.kind)
+    if chosen:
+        return chosen
+    if spec.kind in defaults:
+        suite_names = list(defaults[spec.kind])
+        registered = set(bench.host.registry.names(spec.kind))
+        return [n for n in suite_names if n in registered]  # a blocked plugin drops out
+    if spec.kind == "datasets":
+        raise UsageError("a suite using the 'dataset' fixture must declare @pytest.mark.bt(datasets=[...])")
+    return bench.host.registry.names(spec.kind)
+
+
+def _compatible(bench: BenchSession, combo: dict[str, str]) -> bool:
+    """Datasets must suit the plugin's declared tasks and the model's ``supports``."""
+    registry = bench.host.registry
+    if "datasets" not in combo:
+        return True
+    info = registry.get("datasets", combo["datasets"]).create().info()
+    for kind, name in combo.items():
+        if kind == "datasets":
+            continue
+        obj = registry.get(kind, name).obj
+        if kind == "models":
+            spec = registry.create("models", name)
+            if not spec.supports(info):
+                return False
+        elif info.task not in getattr(obj, "tasks", (info.task,)):
+            return False
+    return True
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    bench = metafunc.config.stash.get(session_key, None)
+    if bench is None:
+        return
+    requested = [spec for spec in KINDS.values() if spec.fixture in metafunc.fixturenames]
+    if not requested:
+        return
+    # plugin kinds first, then model, then dataset: ids read "pgd-lenet-digits"
+    requested.sort(key=lambda s: (s.fixture in MODEL_DATA_FIXTURES, s.fixture == "dataset"))
+    defaults = _suite_defaults(metafunc)
+    try:
+        pools = [_candidates(bench, spec, defaults) for spec in requested]
+        combos = [
+            dict(zip([s.kind for s in requested], values))
+            for values in itertools.product(*pools)
+        ]
+        combos = [c for c in combos if _compatible(bench, c)]
+    except BenchtoolError as exc:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+    argnames = [s.fixture for s in requested]
+    values = [[c[s.kind] for s in requested] for c in combos]
+    ids = ["-".join(v) for v in values]
+    metafunc.parametrize(argnames, values, ids=ids, indirect=True)
+
+
+# --- fixtures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """Which plugin, model and dataset a case runs, for records and for suites."""
+
+    suite: str
+    case: str
+    kind: str
+    plugin: str
+    model: str
+    dataset: str
+
+
+def _suite_name(item: pytest.Item) -> str:
+    stem = Path(str(item.fspath)).stem
+    return stem[5:] if stem.startswith("test_") else stem
+
+
+def case_info(item: pytest.Item) -> CaseInfo:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    plugin_kind, plugin_name = "", ""
+    for fixture, spec in PLUGIN_FIXTURES.items():
+        if fixture in params:
+            plugin_kind, plugin_name = spec.kind, params[fixture]
+            break
+    return CaseInfo(
+        suite=_suite_name(item),
+        case=item.name,
+        kind=plugin_kind,
+        plugin=plugin_name,
+        model=params.get("model", ""),
+        dataset=params.get("dataset", ""),
+    )
+
+
+@pytest.fixture(scope="session")
+def bt_config(request: pytest.FixtureRequest) -> RunConfig:
+    """The run's configuration (device, budget, seed, filters, ...)."""
+    return _session(request.config).config
+
+
+@pytest.fixture(scope="session")
+def bt_host(request: pytest.FixtureRequest) -> Any:
+    """The loaded plugin host (registry, hooks)."""
+    return _session(request.config).host
+
+
+@pytest.fixture
+def bt_case(request: pytest.FixtureRequest) -> CaseInfo:
+    return case_info(request.node)
+
+
+class Recorder:
+    """The ``bt_record`` fixture: ``bt_record(metric, value, unit="", **params)`` and
+    ``bt_record.series(metric, x, y, x_label=..., y_label=...)``."""
+
+    def __init__(self, item: pytest.Item, bench: BenchSession) -> None:
+        self._item = item
+        self._bench = bench
+        self._info = case_info(item)
+        item.stash[records_key] = []
+
+    def __call__(self, metric: str, value: float, unit: str = "", *, params: dict[str, Any] | None = None,
+                 **context: str) -> Record:
+        return self._add(metric, float(value), unit, params, None, context)
+
+    def series(self, metric: str, x: Any, y: Any, *, x_label: str = "", y_label: str = "", unit: str = "",
+               params: dict[str, Any] | None = None, **context: str) -> Record:
+        xs = [float(v) for v in x]
+        ys = [float(v) for v in y]
+        series = {"x": xs, "y": ys, "x_label": x_label, "y_label": y_label}
+        return self._add(metric, None, unit, params, series, context)
+
+    def _add(self, metric: str, value: float | None, unit: str, params: dict[str, Any] | None,
+             series: dict[str, Any] | None, context: dict[str, str]) -> Record:
+        info = self._info
+        unknown = set(context) - {"kind", "plugin", "model", "dataset"}
+        if unknown:
+            raise TypeError(f"bt_record: unknown context field(s) {sorted(unknown)}")
+        cfg = self._bench.config
+        record = Record(
+            suite=info.suite, case=info.case,
+            kind=context.get("kind", info.kind), plugin=context.get("plugin", info.plugin),
+            model=context.get("model", info.model), dataset=context.get("dataset", info.dataset),
+            params=dict(params or {}), metric=metric, value=value, unit=unit,
+            seed=cfg.seed, device=str(cfg.device), series=series,
+        )
+        self._item.stash[records_key].append(record)
+        self._bench.host.hook.benchtool_record(record=record)
+        return record
+
+
+@pytest.fixture
+def bt_record(request: pytest.FixtureRequest) -> Recorder:
+    """Record a figure of this case (it goes to the leaderboard, --bt-json and the store)."""
+    return Recorder(request.node, _session(request.config))
+
+
+def _plugin_fixture(spec: KindSpec):
+    def fixture(request: pytest.FixtureRequest) -> Any:
+        name = getattr(request, "param", None)
+        if name is None:
+            pytest.fail(f"fixture {spec.fixture!r} is only available to parametrized suite tests")
+        return _session(request.config).host.registry.create(spec.kind, name)
+
+    fixture.__doc__ = f"A fresh instance of each selected {spec.fixture.replace('_', ' ')}."
+    return pytest.fixture(name=spec.fixture)(fixture)
+
+
+for _spec in PLUGIN_FIXTURES.values():
+    globals()[f"_fixture_{_spec.fixture}"] = _plugin_fixture(_spec)
+
+
+def load_bundle(bench: BenchSession, name: str) -> Any:
+    """The DataBundle for ``name`` at the run's seed, loaded once per run."""
+    from benchtool.data import load_dataset
+
+    key = (name, bench.config.seed)
+    if key not in bench.bundles:
+        dataset = bench.host.registry.create("datasets", name)
+        cfg = bench.config
+        bench.bundles[key] = load_dataset(dataset, root=cfg.data_root, seed=cfg.seed, download=cfg.download)
+    return bench.bundles[key]
+
+
+def trained(bench: BenchSession, model_name: str, dataset_name: str, seed: int | None = None) -> Any:
+    """A trained ``model_name`` for ``dataset_name``: once per run, once per machine with the cache."""
+    from benchtool.models import trained_model
+
+    cfg = bench.config
+    seed = cfg.seed if seed is None else seed
+    key = (model_name, dataset_name, seed)
+    if key not in bench.models:
+        spec = bench.host.registry.create("models", model_name)
+        bench.models[key] = trained_model(
+            spec, load_bundle(bench, dataset_name), seed=seed, budget=cfg.budget, device=cfg.device,
+            cache_dir=None, checkpoint=cfg.checkpoint if seed == cfg.seed else None,
+        )
+    return bench.models[key]
+
+
+@pytest.fixture(scope="session")
+def bt_data(request: pytest.FixtureRequest) -> Any:
+    """``bt_data(name)``: any registered dataset's bundle at the run's seed (loaded once)."""
+    bench = _session(request.config)
+    return lambda name: load_bundle(bench, name)
+
+
+@pytest.fixture(scope="session")
+def bt_models(request: pytest.FixtureRequest) -> Any:
+    """``bt_models(model, dataset, seed=None)``: a trained zoo model (trained once per run)."""
+    bench = _session(request.config)
+    return lambda model_name, dataset_name, seed=None: trained(bench, model_name, dataset_name, seed)
+
+
+@pytest.fixture
+def dataset(request: pytest.FixtureRequest) -> Any:
+    """The selected dataset's :class:`~benchtool.contracts.DataBundle`."""
+    bench = _session(request.config)
+    try:
+        return load_bundle(bench, request.param)
+    except UsageError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest, dataset: Any) -> Any:
+    """The selected model, trained on the selected dataset, in eval mode on the run's device."""
+    return trained(_session(request.config), request.param, dataset.info.name)
+
+
+# --- results ----------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    report = yield
+    if report.when == "teardown":
+        records = item.stash.get(records_key, [])
+        report.user_properties.append((RECORDS_PROPERTY, [r.to_json() for r in records]))
+    return report
+
+
+class ResultCollector:
+    """Controller-side collection: tracks each case over its phases and, at teardown,
+    hands the finished case (with the records it carried) to the lifecycle hooks."""
+
+    def __init__(self, bench: BenchSession) -> None:
+        self.bench = bench
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        bench = self.bench
+        outcome, duration, message = bench.outcomes.get(report.nodeid, ("passed", 0.0, ""))
+        duration += report.duration
+        if report.failed and outcome != "failed":
+            outcome, message = "failed", _short_message(report)
+        elif report.skipped and outcome == "passed":
+            outcome = "skipped"
+        bench.outcomes[report.nodeid] = (outcome, duration, message)
+        if report.when != "teardown":
+            return
+        del bench.outcomes[report.nodeid]
+        raw = dict(report.user_properties).get(RECORDS_PROPERTY, [])
+        if not raw and outcome == "skipped":
+            return
+        records = [Record.from_json(r) for r in raw]
+        suite = Path(report.location[0]).stem.removeprefix("test_")
+        case = CaseResult(report.nodeid, suite, outcome, duration, records, message)
+        bench.cases.append(case)
+        bench.host.hook.benchtool_case_finished(config=bench.config, case=case)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if hasattr(session.config, "workerinput"):
+            return
+        bench = self.bench
+        if bench.config.json_path is not None:
+            write_json(bench.config.json_path, [r for case in bench.cases for r in case.records])
+        bench.host.hook.benchtool_session_finish(config=bench.config, cases=bench.cases, exitstatus=int(exitstatus))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from benchtool.tables import leaderboards
+
+        bench = self.bench
+        for title, lines in leaderboards(bench.cases):
+            terminalreporter.write_sep("=", f"benchtool leaderboard: {title}")
+            for line in lines:
+                terminalreporter.write_line(line)
+        for failure in bench.host.failures:
+            terminalreporter.write_line(f"benchtool plugin FAILED to load: {failure}", red=True)
+        if bench.config.json_path is not None and bench.cases:
+            terminalreporter.write_line(f"benchtool: records written to {bench.config.json_path}")
+
+
+def _short_message(report: pytest.TestReport) -> str:
+    text = str(report.longrepr or "")
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    lines = errors or [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

@@ -1,0 +1,59 @@
+"""Plain-text tables: the per-suite leaderboard and the CLI's listings."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from benchtool.results import CaseResult
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Left-aligned columns separated by two spaces, with a rule under the header."""
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def case_label(case_name: str) -> str:
+    """``test_x[pgd-lenet-digits]`` -> ``pgd-lenet-digits`` (the test name when unparametrized)."""
+    return case_name[case_name.index("[") + 1 : -1] if "[" in case_name else case_name
+
+
+def leaderboards(cases: Sequence[CaseResult]) -> list[tuple[str, list[str]]]:
+    """One table per suite: a row per case and parameter set, a column per scalar metric."""
+    by_suite: dict[str, list[CaseResult]] = defaultdict(list)
+    for case in cases:
+        by_suite[case.suite].append(case)
+    tables = []
+    for suite, suite_cases in sorted(by_suite.items()):
+        metrics: list[str] = []
+        rows: dict[tuple[str, str], dict[str, float]] = {}
+        outcome: dict[tuple[str, str], str] = {}
+        for case in suite_cases:
+            for record in case.records:
+                if record.value is None:
+                    continue
+                if record.metric not in metrics:
+                    metrics.append(record.metric)
+                params = ",".join(f"{k}={v}" for k, v in sorted(record.params.items()))
+                key = (case_label(record.case), params)
+                rows.setdefault(key, {})[record.metric] = record.value
+                outcome[key] = case.outcome
+            if not case.records:
+                key = (case_label(case.nodeid.rsplit("::", 1)[-1]), "")
+                rows.setdefault(key, {})
+                outcome[key] = case.outcome
+        headers = ["case", "params", "outcome", *metrics]
+        body = [[label, params, outcome[(label, params)], *[vals.get(m, "") for m in metrics]]
+                for (label, params), vals in rows.items()]
+        tables.append((suite, format_table(headers, body)))
+    return tables

@@ -1,0 +1,1 @@
+"""benchtool's built-in adversarial attacks, one plugin module per attack."""

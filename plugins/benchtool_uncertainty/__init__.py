@@ -1,0 +1,1 @@
+"""benchtool's built-in uncertainty estimators, one plugin module per estimator."""
