@@ -394,10 +394,16 @@ def model(request: pytest.FixtureRequest, dataset: Any) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
-    if report.when == "teardown":
+    if report.when == "teardown" and _is_bench_case(item):
         records = item.stash.get(records_key, [])
         report.user_properties.append((RECORDS_PROPERTY, [r.to_json() for r in records]))
     return report
+
+
+def _is_bench_case(item: pytest.Item) -> bool:
+    """A suite case: it uses a registry-parametrized fixture or records figures."""
+    names = set(getattr(item, "fixturenames", ()))
+    return "bt_record" in names or any(spec.fixture in names for spec in KINDS.values())
 
 
 class ResultCollector:
@@ -419,7 +425,10 @@ class ResultCollector:
         if report.when != "teardown":
             return
         del bench.outcomes[report.nodeid]
-        raw = dict(report.user_properties).get(RECORDS_PROPERTY, [])
+        properties = dict(report.user_properties)
+        if RECORDS_PROPERTY not in properties:
+            return  # not a suite case
+        raw = properties[RECORDS_PROPERTY]
         if not raw and outcome == "skipped":
             return
         records = [Record.from_json(r) for r in raw]

@@ -1,0 +1,22 @@
+"""Every discovered plugin module loaded and registered: a module that failed fails its own
+cell here (named after its entry point), so a broken plugin is visible in every run."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "plugin_name" not in metafunc.fixturenames:
+        return
+    from benchtool.pytest_plugin import session_key
+
+    host = metafunc.config.stash[session_key].host
+    names = sorted({*host.sources, *(f.name for f in host.failures)})
+    metafunc.parametrize("plugin_name", names)
+
+
+def test_plugin_loads(plugin_name: str, bt_host) -> None:
+    failures = [f for f in bt_host.failures if f.name == plugin_name]
+    assert not failures, "; ".join(str(f) for f in failures)
+    assert plugin_name in bt_host.sources
