@@ -1,0 +1,236 @@
+"""Speed regression tracking: a CUDA-aware timer and machine info for pytest-benchmark, and
+``benchtool bench-compare REV_A REV_B``, the A/B comparison that holds on a noisy machine.
+
+pytest-benchmark's saved-baseline recipe (``--benchmark-autosave`` on main, then
+``--benchmark-compare --benchmark-compare-fail=median:10%``) compares against numbers
+measured on another day, maybe on another machine. ``bench-compare`` instead checks out
+both revisions as git worktrees and measures them in the same job, alternating A and B
+over several rounds, so both see the same machine and the same noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchtool.cli import command
+from benchtool.errors import UsageError
+from benchtool.tables import format_table
+
+WORKING_TREE = "."  # bench-compare's name for the checkout as it is, uncommitted changes included
+STATS = ("min", "median", "mean")
+PATH_ENTRIES = (".", "src", "plugins")  # put on PYTHONPATH so each tree imports its own code
+
+
+# --- pytest-benchmark integration (used by benchmarks/conftest.py) -------------------------
+
+
+def synchronized_timer() -> float:
+    """``time.perf_counter`` after waiting for queued CUDA work, so GPU timings are real.
+
+    pytest-benchmark reads the timer before and after each call; a CUDA kernel returns
+    before it ran, so without the synchronisation the time of the launch is measured.
+    Costs nothing when CUDA was never initialised in this process.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
+def gpu_machine_info() -> dict[str, Any]:
+    """GPU names, driver and CUDA versions for pytest-benchmark's ``machine_info``."""
+    info: dict[str, Any] = {}
+    try:
+        import torch
+    except ImportError:
+        return info
+    info["torch"] = torch.__version__
+    if torch.cuda.is_available():
+        info["cuda"] = torch.version.cuda
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        driver = _nvidia_smi("driver_version")
+        if driver:
+            info["gpu_driver"] = driver
+    else:
+        info["gpus"] = []
+    return info
+
+
+def _nvidia_smi(field: str) -> str:
+    if shutil.which("nvidia-smi") is None:
+        return ""
+    try:
+        done = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else ""
+
+
+# --- bench-compare -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailRule:
+    """``median:10%``: fail when B's statistic exceeds A's by more than the fraction."""
+
+    stat: str
+    fraction: float
+
+    @classmethod
+    def parse(cls, text: str) -> FailRule:
+        stat, sep, amount = text.partition(":")
+        if not sep or stat not in STATS or not amount.endswith("%"):
+            raise UsageError(f"invalid --fail {text!r}; expected STAT:PERCENT with STAT one of {', '.join(STATS)}, "
+                             "e.g. median:10%")
+        try:
+            fraction = float(amount[:-1]) / 100
+        except ValueError:
+            raise UsageError(f"invalid --fail {text!r}; the percentage is not a number") from None
+        if fraction < 0:
+            raise UsageError(f"invalid --fail {text!r}; expected a percentage >= 0")
+        return cls(stat, fraction)
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise UsageError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip()
+
+
+def resolve_revision(repo: Path, rev: str) -> str:
+    if rev == WORKING_TREE:
+        return WORKING_TREE
+    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise UsageError(f"unknown revision {rev!r} in {repo}; expected a commit, branch or tag, or '.' "
+                         "for the working tree")
+    return done.stdout.strip()
+
+
+def run_benchmarks(tree: Path, benchmarks: str, output: Path, extra: list[str]) -> dict[str, dict[str, float]]:
+    """Run ``benchmarks`` of one tree with its own code; {benchmark name: stats}."""
+    if not (tree / benchmarks).exists():
+        raise UsageError(f"{tree} has no {benchmarks}; expected the benchmarks path in both revisions")
+    env = dict(os.environ)
+    entries = [str(tree / e) for e in PATH_ENTRIES if (tree / e).is_dir()]
+    env["PYTHONPATH"] = os.pathsep.join(entries + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    argv = [sys.executable, "-m", "pytest", benchmarks, "--benchmark-only", f"--benchmark-json={output}",
+            "-p", "no:cacheprovider", "-q", *extra]
+    done = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True)
+    if done.returncode != 0 or not output.is_file():
+        tail = (done.stdout + done.stderr)[-2000:]
+        raise UsageError(f"the benchmarks failed in {tree} (exit {done.returncode}):\n{tail}")
+    data = json.loads(output.read_text())
+    return {b["fullname"]: {s: float(b["stats"][s]) for s in STATS} for b in data["benchmarks"]}
+
+
+def _seconds(value: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} ns"
+
+
+@dataclass(frozen=True)
+class BenchChange:
+    name: str
+    a: float | None
+    b: float | None
+    verdict: str  # SLOWER | faster | same | only in A | only in B
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.a is None or self.b is None or self.a == 0 else self.b / self.a
+
+
+def judge_benchmarks(a: dict[str, float], b: dict[str, float], rule: FailRule) -> list[BenchChange]:
+    changes = []
+    for name in sorted(a.keys() | b.keys()):
+        va, vb = a.get(name), b.get(name)
+        if va is None or vb is None:
+            changes.append(BenchChange(name, va, vb, "only in B" if va is None else "only in A"))
+            continue
+        if vb > va * (1 + rule.fraction):
+            verdict = "SLOWER"
+        elif vb < va / (1 + rule.fraction):
+            verdict = "faster"
+        else:
+            verdict = "same"
+        changes.append(BenchChange(name, va, vb, verdict))
+    return changes
+
+
+def _configure_bench_compare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rev_a", metavar="REV_A", help="the baseline revision (commit, branch, tag)")
+    parser.add_argument("rev_b", metavar="REV_B", help="the candidate revision, or '.' for the working tree")
+    parser.add_argument("--repo", default=".", help="the git repository (default: the current directory)")
+    parser.add_argument("--benchmarks", default="benchmarks", metavar="PATH",
+                        help="benchmark path inside each tree (default: benchmarks)")
+    parser.add_argument("--rounds", type=int, default=2, metavar="N",
+                        help="A/B rounds, alternating the order (default: 2); each statistic keeps its best round")
+    parser.add_argument("--fail", default="median:10%", metavar="STAT:PERCENT",
+                        help="exit 1 when B is slower than A by more than this (default: median:10%%)")
+
+
+@command("bench-compare", "benchmark two revisions side by side in this job (git worktrees) and compare; "
+         "pytest options after --", passthrough=True)(_configure_bench_compare)
+def bench_compare(args: argparse.Namespace, extra: list[str]) -> int:
+    rule = FailRule.parse(args.fail)
+    if args.rounds < 1:
+        raise UsageError(f"invalid --rounds {args.rounds}; expected 1 or more")
+    repo = Path(_git(Path(args.repo), "rev-parse", "--show-toplevel"))
+    revisions = [resolve_revision(repo, args.rev_a), resolve_revision(repo, args.rev_b)]
+    best: list[dict[str, float]] = [{}, {}]
+    with tempfile.TemporaryDirectory(prefix="bt-bench-") as tmp:
+        trees = [_checkout(repo, rev, Path(tmp) / f"tree-{i}") for i, rev in enumerate(revisions)]
+        try:
+            for round_index in range(args.rounds):
+                order = (0, 1) if round_index % 2 == 0 else (1, 0)
+                for side in order:
+                    label = "AB"[side]
+                    given = (args.rev_a, args.rev_b)[side]
+                    print(f"round {round_index + 1}/{args.rounds}: benchmarking {label} ({given})", file=sys.stderr)
+                    stats = run_benchmarks(trees[side], args.benchmarks, Path(tmp) / f"{label}{round_index}.json",
+                                           extra)
+                    for name, values in stats.items():
+                        value = values[rule.stat]
+                        best[side][name] = min(value, best[side].get(name, value))
+        finally:
+            for tree, rev in zip(trees, revisions):
+                if rev != WORKING_TREE:
+                    subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                                   capture_output=True, timeout=120)
+    changes = judge_benchmarks(best[0], best[1], rule)
+    names = [rev[:12] if rev != WORKING_TREE else "working tree" for rev in revisions]
+    print(f"A = {args.rev_a} ({names[0]}), B = {args.rev_b} ({names[1]}); "
+          f"{rule.stat}, best of {args.rounds} round(s); slower means B > A by more than {rule.fraction:.0%}")
+    rows = [[c.name, "" if c.a is None else _seconds(c.a), "" if c.b is None else _seconds(c.b),
+             "" if c.ratio is None else f"{c.ratio:.3f}", c.verdict] for c in changes]
+    for line in format_table(["benchmark", "A", "B", "B/A", "verdict"], rows):
+        print(line)
+    slower = [c for c in changes if c.verdict == "SLOWER"]
+    for change in slower:
+        print(f"SLOWER {change.name}: {_seconds(change.a or 0)} -> {_seconds(change.b or 0)} "
+              f"({change.ratio:.2f}x, limit {1 + rule.fraction:.2f}x)")
+    return 1 if slower else 0
+
+
+def _checkout(repo: Path, rev: str, target: Path) -> Path:
+    """A detached worktree of ``rev`` (the repository itself for the working tree)."""
+    if rev == WORKING_TREE:
+        return repo
+    _git(repo, "worktree", "add", "--detach", "--quiet", str(target), rev)
+    return target

@@ -1,0 +1,41 @@
+"""``benchtool report RUN_ID -o report.html [--compare RUN_ID]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchtool.cli import command
+from benchtool.errors import UsageError
+from benchtool.store.compare import Policies
+from benchtool.store.load import load_result_set
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_ID", help="a run id (or latest, latest~N) or a --bt-json file")
+    parser.add_argument("-o", "--output", metavar="PATH", default="report.html",
+                        help="where to write (default: report.html)")
+    parser.add_argument("--compare", metavar="RUN_ID",
+                        help="overlay a baseline run (or --bt-json file) and show changes against it")
+    parser.add_argument("--store", metavar="PATH",
+                        help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db)")
+    parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
+                        help="tolerance used to colour changes (as in benchtool compare)")
+    parser.add_argument("--direction", action="append", default=[], metavar="METRIC=higher|lower|none",
+                        help="which way a metric is better (as in benchtool compare)")
+
+
+@command("report", "write a self-contained HTML report (leaderboards and figures) of a stored run")(_configure_report)
+def report(args: argparse.Namespace, extra: list[str]) -> int:
+    from benchtool.report.html import render_report
+
+    policies = Policies.from_args(args.tol, args.direction)
+    results = load_result_set(args.run, args.store)
+    baseline = load_result_set(args.compare, args.store) if args.compare else None
+    output = Path(args.output)
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a directory; expected a file name like report.html")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_report(results, baseline, policies), encoding="utf-8")
+    print(f"report written to {output} ({output.stat().st_size // 1024} KiB)")
+    return 0

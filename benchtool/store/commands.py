@@ -1,0 +1,171 @@
+"""``benchtool runs | show | compare`` and the ``run --resume`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from benchtool.cli import command
+from benchtool.errors import UsageError
+from benchtool.results import write_json
+from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
+from benchtool.store.db import (
+    ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
+)
+from benchtool.store.load import load_result_set
+from benchtool.tables import format_table, leaderboards
+
+EXIT_REGRESSED = 1
+COMMAND_WIDTH = 70  # `runs` shortens longer command lines (`show` prints them whole)
+# pytest options whose value the resume replaces
+RESUME_REPLACED = ("--bt-resume", "--bt-store")
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="PATH",
+                        help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db)")
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def _configure_runs(parser: argparse.ArgumentParser) -> None:
+    _store_option(parser)
+    parser.add_argument("--limit", type=int, default=20, metavar="N",
+                        help="show the newest N runs (default: 20; 0: all)")
+
+
+@command("runs", "list the stored runs, newest first")(_configure_runs)
+def runs(args: argparse.Namespace, extra: list[str]) -> int:
+    if args.limit < 0:
+        raise UsageError(f"invalid --limit {args.limit}; expected 0 (all) or a positive number")
+    with ResultStore(resolve_store_path(args.store), create=False) as store:
+        stored = store.runs(args.limit or None)
+        headers = ["run", "started", "took", "state", "cases", "records", "budget", "device", "commit", "command"]
+        rows = [
+            [r.id, format_time(r.started), duration_text(r), r.state, cases_summary(r), r.records, r.budget,
+             r.device_name or r.device, commit_text(r), _shorten(r.command, COMMAND_WIDTH)]
+            for r in stored
+        ]
+        for line in format_table(headers, rows):
+            print(line)
+        if not stored:
+            print(f"(no runs in {store.path})")
+    return 0
+
+
+# --- show ----------------------------------------------------------------------------------
+
+
+def _configure_show(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN_ID", help="a run id, a unique prefix of one, latest or latest~N")
+    _store_option(parser)
+    parser.add_argument("--json", metavar="PATH", help="also write the run's records as a --bt-json file")
+
+
+@command("show", "print a stored run: its metadata and a leaderboard per suite")(_configure_show)
+def show(args: argparse.Namespace, extra: list[str]) -> int:
+    with ResultStore(resolve_store_path(args.store), create=False) as store:
+        run = store.run(store.resolve(args.run))
+        cases = store.cases(run.id)
+    for name, value in run_facts(run):
+        print(f"{name + ':':10}{value}")
+    for title, lines in leaderboards(cases):
+        print(f"\n== {title} ==")
+        for line in lines:
+            print(line)
+    failed = [c for c in cases if c.outcome == "failed"]
+    if failed:
+        print("\n== failed cases ==")
+        for case in failed:
+            print(f"{case.nodeid}: {case.message}")
+    if args.json:
+        write_json(args.json, [r for case in cases for r in case.records])
+        print(f"\nrecords written to {args.json}")
+    return 0
+
+
+# --- compare -------------------------------------------------------------------------------
+
+
+def _configure_compare(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("baseline", metavar="BASELINE", help="a run id (or latest~N) or a --bt-json file")
+    parser.add_argument("candidate", metavar="CANDIDATE", help="a run id (or latest) or a --bt-json file")
+    _store_option(parser)
+    parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
+                        help="tolerance of a metric: absolute (robust_accuracy=0.01) or relative (nll=5%%); "
+                             "METRIC may be KIND:METRIC (attacks:robust_accuracy)")
+    parser.add_argument("--direction", action="append", default=[], metavar="METRIC=higher|lower|none",
+                        help="which way a metric is better (none: report, never fail)")
+    parser.add_argument("--all", action="store_true", help="also list the unchanged metrics")
+    parser.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
+
+
+@command("compare", "compare two runs metric by metric; exit 1 when one regressed beyond its tolerance")(
+    _configure_compare)
+def compare_runs(args: argparse.Namespace, extra: list[str]) -> int:
+    policies = Policies.from_args(args.tol, args.direction)
+    baseline = load_result_set(args.baseline, args.store)
+    candidate = load_result_set(args.candidate, args.store)
+    comparison = compare(baseline, candidate, policies)
+    print(f"baseline {baseline.label} vs candidate {candidate.label}")
+    rows = comparison_rows(comparison, args.all)
+    if rows:
+        for line in format_table(COMPARISON_HEADERS, rows):
+            print(line)
+    print(summary_line(comparison))
+    for change in comparison.regressions:
+        print(change.describe())
+    if args.json:
+        Path(args.json).write_text(to_json(comparison))
+    return EXIT_REGRESSED if comparison.regressions else 0
+
+
+# --- run --resume ---------------------------------------------------------------------------
+
+
+def resume_pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """The stored run's own pytest command line plus ``--bt-resume``; moves to the run's directory
+    so its relative paths mean what they meant."""
+    given = [name for name, default in (("--device", "auto"), ("--budget", "default"), ("--seed", 0))
+             if getattr(args, name[2:]) != default]
+    if args.suites or given:
+        what = ", ".join((["suites"] if args.suites else []) + given)
+        raise UsageError(f"--resume {args.resume} re-runs that run's own command line; do not give {what} with it")
+    store_path = resolve_store_path(args.store)
+    with ResultStore(store_path, create=False) as store:
+        run = store.run(store.resolve(args.resume))
+    if not run.pytest_args:
+        raise UsageError(f"run {run.id} stored no command line to resume")
+    argv = _without_options(run.pytest_args, RESUME_REPLACED)
+    argv += ["--bt-store", str(store_path), "--bt-resume", run.id]
+    for plugin in args.plugin:
+        argv += ["-p", plugin]
+    if args.numprocesses is not None:
+        argv += ["-n", args.numprocesses]
+    if args.json:
+        argv += ["--bt-json", str(Path(args.json).resolve())]
+    if run.cwd and Path(run.cwd).is_dir():
+        os.chdir(run.cwd)
+    print(f"benchtool: resuming run {run.id} in {run.cwd}: pytest {' '.join(argv)}", file=sys.stderr)
+    return argv + extra
+
+
+def _without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """``argv`` without ``--opt VALUE`` and ``--opt=VALUE`` for each of ``options``."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in options)):
+            kept.append(arg)
+    return kept

@@ -1,0 +1,449 @@
+"""The results database: runs, their cases and every record, in one SQLite file.
+
+SQLite in WAL mode with a busy timeout and retried write transactions, so several
+processes (parallel CI jobs, two terminals) can write one store at once without losing a
+row. Every case is written in its own transaction: a run that is interrupted (Ctrl-C,
+SIGTERM, a crash) keeps every case it finished. The schema carries a version
+(``PRAGMA user_version``) and is upgraded by the ordered ``MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from benchtool.errors import UsageError
+from benchtool.results import CaseResult, Record
+
+STORE_ENV = "BENCHTOOL_STORE"
+DEFAULT_STORE = Path(".benchtool") / "results.db"
+BUSY_TIMEOUT_S = 30.0
+WRITE_ATTEMPTS = 8
+PYTEST_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (Ctrl-C)
+T = TypeVar("T")
+
+# Each entry upgrades the schema by one version; never edit a released entry, append one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            started REAL NOT NULL,
+            ended REAL,
+            status TEXT NOT NULL,          -- running | finished | interrupted
+            exitstatus INTEGER,
+            sessions INTEGER NOT NULL DEFAULT 1,  -- 1 + number of resumes
+            pid INTEGER,
+            host TEXT,
+            command TEXT,
+            cwd TEXT,
+            pytest_args TEXT,              -- JSON list: what a resume re-runs
+            budget TEXT,
+            seed INTEGER,
+            device TEXT,
+            device_name TEXT,
+            git_commit TEXT,
+            git_dirty INTEGER,
+            benchtool TEXT,
+            torch TEXT,
+            numba TEXT,
+            metadata TEXT NOT NULL         -- JSON: everything host.run_metadata() gave
+        )""",
+        """CREATE TABLE cases (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            nodeid TEXT NOT NULL,
+            suite TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            duration REAL NOT NULL,
+            message TEXT NOT NULL,
+            finished REAL NOT NULL,
+            UNIQUE (run_id, nodeid)
+        )""",
+        """CREATE TABLE records (
+            id INTEGER PRIMARY KEY,
+            case_id INTEGER NOT NULL REFERENCES cases(id) ON DELETE CASCADE,
+            run_id TEXT NOT NULL,
+            suite TEXT NOT NULL,
+            case_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            plugin TEXT NOT NULL,
+            model TEXT NOT NULL,
+            dataset TEXT NOT NULL,
+            metric TEXT NOT NULL,
+            value REAL,                    -- NULL for curves (and NaN); the truth is in data
+            unit TEXT NOT NULL,
+            params TEXT NOT NULL,          -- JSON object
+            data TEXT NOT NULL             -- the record in the --bt-json schema, series included
+        )""",
+        "CREATE INDEX cases_run ON cases (run_id)",
+        "CREATE INDEX records_run_metric ON records (run_id, metric)",
+        "CREATE INDEX records_case ON records (case_id)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def resolve_store_path(option: str | os.PathLike[str] | None = None) -> Path:
+    """``--bt-store``/``--store`` if given, else ``$BENCHTOOL_STORE``, else ``.benchtool/results.db``."""
+    value = option or os.environ.get(STORE_ENV) or DEFAULT_STORE
+    return Path(value).expanduser().absolute()
+
+
+def new_run_id(started: float | None = None) -> str:
+    """A sortable, readable, unique id: ``20251126-104200-3f9a01c2`` (any unique prefix selects it)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if started is None else started))
+    return f"{stamp}-{os.urandom(4).hex()}"
+
+
+def case_key(nodeid: str) -> str:
+    """A node id without its directories, so a resumed run matches it from another rootdir."""
+    path, sep, rest = nodeid.partition("::")
+    return Path(path).name + sep + rest
+
+
+@dataclass
+class RunInfo:
+    """One stored run and a summary of what it holds."""
+
+    id: str
+    started: float
+    ended: float | None
+    status: str
+    exitstatus: int | None
+    sessions: int
+    pid: int | None
+    host: str
+    command: str
+    cwd: str
+    pytest_args: list[str]
+    budget: str
+    seed: int | None
+    device: str
+    device_name: str
+    git_commit: str
+    git_dirty: bool | None
+    versions: dict[str, str]
+    metadata: dict[str, Any]
+    outcomes: dict[str, int] = field(default_factory=dict)  # outcome -> number of cases
+    records: int = 0
+
+    @property
+    def state(self) -> str:
+        """``status``, except a 'running' run whose process is gone from this host reads 'aborted'."""
+        if self.status == "running" and self.host == platform.node() and self.pid and not _alive(self.pid):
+            return "aborted"
+        return self.status
+
+    @property
+    def cases(self) -> int:
+        return sum(self.outcomes.values())
+
+
+# --- describing a run (runs, show, the report) ---------------------------------------------
+
+
+def format_time(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else ""
+
+
+def duration_text(run: RunInfo) -> str:
+    if run.ended is None:
+        return ""
+    seconds = run.ended - run.started
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def commit_text(run: RunInfo) -> str:
+    return (run.git_commit[:10] + ("+dirty" if run.git_dirty else "")) if run.git_commit else ""
+
+
+def cases_summary(run: RunInfo) -> str:
+    return " ".join(f"{n} {outcome}" for outcome, n in sorted(run.outcomes.items())) or "0"
+
+
+def run_facts(run: RunInfo) -> list[tuple[str, str]]:
+    """The run's metadata as (name, value) pairs, for ``show`` and the report."""
+    state = run.state + (f", exit status {run.exitstatus}" if run.exitstatus is not None else "")
+    if run.sessions > 1:
+        state += f", resumed {run.sessions - 1}x"
+    facts = [
+        ("run", f"{run.id} ({state})"),
+        ("started", format_time(run.started)
+         + (f", ended {format_time(run.ended)} ({duration_text(run)})" if run.ended else "")),
+        ("command", run.command),
+        ("budget", f"{run.budget}, seed {run.seed}"),
+        ("device", run.device + (f" ({run.device_name})" if run.device_name else "")),
+        ("host", run.host),
+        ("versions", ", ".join(f"{k} {v}" for k, v in run.versions.items())),
+    ]
+    if run.git_commit:
+        facts.append(("commit", run.git_commit + (" (with uncommitted changes)" if run.git_dirty else "")))
+    facts.append(("cases", f"{cases_summary(run)}; {run.records} record(s)"))
+    return facts
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class ResultStore:
+    """A results database file; safe to open from several processes at once."""
+
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create:
+                raise UsageError(
+                    f"no results store at {self.path}; run `benchtool run` first, or name one with --store PATH"
+                )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise UsageError(f"cannot open results store {self.path}: {exc}") from None
+        self._retry(self._setup)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- connection, transactions, schema ---------------------------------------------
+
+    def _setup(self) -> None:
+        conn = self._conn
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise
+            raise UsageError(f"cannot open results store {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{self.path} is not a benchtool results store ({exc})") from None
+        if mode.lower() != "wal":
+            raise UsageError(f"{self.path}: cannot use SQLite's WAL mode here (got {mode!r}); use a local disk")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        with self._transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            if version > SCHEMA_VERSION:
+                raise UsageError(
+                    f"{self.path} has schema version {version}, newer than this benchtool's {SCHEMA_VERSION}; "
+                    "upgrade benchtool to read it"
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; IMMEDIATE takes the write lock up front (no upgrade deadlock)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def _retry(self, action: Callable[[], T]) -> T:
+        """Run ``action``, retrying with backoff while another process holds the lock."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        def attempt() -> T:
+            with self._transaction() as conn:
+                return body(conn)
+
+        return self._retry(attempt)
+
+    # --- writing -------------------------------------------------------------------------
+
+    def begin_run(self, run_id: str, started: float, metadata: dict[str, Any], *,
+                  command: str, cwd: str, pytest_args: list[str], budget: str, seed: int) -> None:
+        """Insert a new run in state 'running'."""
+        row = {
+            "id": run_id, "started": started, "status": "running", "pid": os.getpid(),
+            "host": str(metadata.get("host", platform.node())), "command": command, "cwd": cwd,
+            "pytest_args": json.dumps(pytest_args), "budget": budget, "seed": seed,
+            "device": str(metadata.get("device", "")), "device_name": str(metadata.get("device_name", "")),
+            "git_commit": str(metadata.get("git_commit", "")),
+            "git_dirty": None if "git_dirty" not in metadata else int(bool(metadata["git_dirty"])),
+            "benchtool": str(metadata.get("benchtool", "")), "torch": str(metadata.get("torch", "")),
+            "numba": str(metadata.get("numba", "")), "metadata": json.dumps(metadata, default=str),
+        }
+        columns = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        self._write(lambda conn: conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", row))
+
+    def resume_run(self, run_id: str) -> None:
+        """Mark an existing run as running again, in this process."""
+        self._write(lambda conn: conn.execute(
+            "UPDATE runs SET status = 'running', ended = NULL, exitstatus = NULL, pid = ?, host = ?, "
+            "sessions = sessions + 1 WHERE id = ?",
+            (os.getpid(), platform.node(), run_id),
+        ))
+
+    def add_case(self, run_id: str, case: CaseResult) -> None:
+        """Store one finished case and its records in one transaction (replacing an earlier try)."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM cases WHERE run_id = ? AND nodeid = ?", (run_id, case.nodeid))
+            cursor = conn.execute(
+                "INSERT INTO cases (run_id, nodeid, suite, outcome, duration, message, finished) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, case.nodeid, case.suite, case.outcome, case.duration, case.message, time.time()),
+            )
+            case_id = cursor.lastrowid
+            conn.executemany(
+                "INSERT INTO records (case_id, run_id, suite, case_name, kind, plugin, model, dataset, metric, "
+                "value, unit, params, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_record_row(case_id, run_id, r) for r in case.records],
+            )
+
+        self._write(body)
+
+    def finish_run(self, run_id: str, exitstatus: int) -> None:
+        """Close a run: 'interrupted' for pytest's exit status 2, else 'finished'."""
+        status = "interrupted" if exitstatus == PYTEST_INTERRUPTED else "finished"
+        self._write(lambda conn: conn.execute(
+            "UPDATE runs SET status = ?, exitstatus = ?, ended = ? WHERE id = ?",
+            (status, exitstatus, time.time(), run_id),
+        ))
+
+    def delete_run(self, run_id: str) -> None:
+        self._write(lambda conn: conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)))
+
+    # --- reading -------------------------------------------------------------------------
+
+    def run_ids(self) -> list[str]:
+        """Every run id, oldest first."""
+        return [row[0] for row in self._conn.execute("SELECT id FROM runs ORDER BY started, id")]
+
+    def resolve(self, spec: str) -> str:
+        """A run id from ``spec``: the id, a unique prefix of it, ``latest`` or ``latest~N``."""
+        ids = self.run_ids()
+        if spec == "latest" or spec.startswith("latest~"):
+            back = spec[len("latest~"):] if "~" in spec else "0"
+            if not back.isdigit():
+                raise UsageError(f"invalid run {spec!r}; expected latest or latest~N")
+            if int(back) >= len(ids):
+                raise UsageError(f"run {spec!r}: the store {self.path} holds only {len(ids)} run(s)")
+            return ids[-1 - int(back)]
+        matches = [i for i in ids if i == spec] or [i for i in ids if i.startswith(spec)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            recent = ", ".join(ids[-5:]) or "(none)"
+            raise UsageError(f"unknown run {spec!r} in {self.path}; expected a run id (recent: {recent}) or latest")
+        raise UsageError(f"run {spec!r} is ambiguous in {self.path}: matches {', '.join(matches)}")
+
+    def runs(self, limit: int | None = None) -> list[RunInfo]:
+        """Runs, newest first."""
+        query = "SELECT * FROM runs ORDER BY started DESC, id DESC"
+        rows = self._conn.execute(query + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
+        return [self._run_info(row) for row in rows]
+
+    def run(self, run_id: str) -> RunInfo:
+        row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"unknown run {run_id!r} in {self.path}")
+        return self._run_info(row)
+
+    def _run_info(self, row: tuple[Any, ...]) -> RunInfo:
+        names = [d[0] for d in self._conn.execute("SELECT * FROM runs LIMIT 0").description]
+        data = dict(zip(names, row))
+        outcomes = dict(self._conn.execute(
+            "SELECT outcome, COUNT(*) FROM cases WHERE run_id = ? GROUP BY outcome", (data["id"],)
+        ).fetchall())
+        (records,) = self._conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (data["id"],)).fetchone()
+        return RunInfo(
+            id=data["id"], started=data["started"], ended=data["ended"], status=data["status"],
+            exitstatus=data["exitstatus"], sessions=data["sessions"], pid=data["pid"], host=data["host"] or "",
+            command=data["command"] or "", cwd=data["cwd"] or "", pytest_args=json.loads(data["pytest_args"] or "[]"),
+            budget=data["budget"] or "", seed=data["seed"], device=data["device"] or "",
+            device_name=data["device_name"] or "", git_commit=data["git_commit"] or "",
+            git_dirty=None if data["git_dirty"] is None else bool(data["git_dirty"]),
+            versions={k: data[k] for k in ("benchtool", "torch", "numba") if data[k]},
+            metadata=json.loads(data["metadata"]), outcomes=outcomes, records=records,
+        )
+
+    def cases(self, run_id: str) -> list[CaseResult]:
+        """Every stored case of a run with its records, in the order they finished."""
+        cases: dict[int, CaseResult] = {}
+        for case_id, nodeid, suite, outcome, duration, message in self._conn.execute(
+            "SELECT id, nodeid, suite, outcome, duration, message FROM cases WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        ):
+            cases[case_id] = CaseResult(nodeid, suite, outcome, duration, [], message)
+        for case_id, data in self._conn.execute(
+            "SELECT case_id, data FROM records WHERE run_id = ? ORDER BY id", (run_id,)
+        ):
+            cases[case_id].records.append(Record.from_json(json.loads(data)))
+        return list(cases.values())
+
+    def finished_nodeids(self, run_id: str) -> set[str]:
+        """Node ids of the cases the run finished (passed, failed or skipped with records)."""
+        return {row[0] for row in self._conn.execute("SELECT nodeid FROM cases WHERE run_id = ?", (run_id,))}
+
+    def count(self, table: str, run_id: str | None = None) -> int:
+        """Rows in ``cases`` or ``records`` (of one run, or of all)."""
+        if table not in ("runs", "cases", "records"):
+            raise ValueError(f"unknown table {table!r}")
+        column = "id" if table == "runs" else "run_id"
+        query = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {column} = ?" if run_id else "")
+        return int(self._conn.execute(query, (run_id,) if run_id else ()).fetchone()[0])
+
+
+def _record_row(case_id: int | None, run_id: str, record: Record) -> tuple[Any, ...]:
+    value = None if record.value is None or math.isnan(record.value) else record.value
+    return (
+        case_id, run_id, record.suite, record.case, record.kind, record.plugin, record.model, record.dataset,
+        record.metric, value, record.unit, json.dumps(record.params, sort_keys=True, default=str),
+        json.dumps(record.to_json(), default=str),
+    )

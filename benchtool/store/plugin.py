@@ -1,0 +1,132 @@
+"""The results store as a benchtool plugin (entry point ``store``): every run goes to SQLite.
+
+Writes in the controlling process only: the bridge hands it every case of every
+pytest-xdist or executor worker through ``benchtool_case_finished``. The run's row is
+written when its first case finishes, so a ``pytest tests/`` session that records nothing
+leaves no empty run behind. Block it
+with ``-p no:store`` or ``BENCHTOOL_DISABLE_PLUGINS=store``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchtool import hookimpl
+from benchtool.results import CaseResult
+from benchtool.store.db import PYTEST_INTERRUPTED, ResultStore, new_run_id, resolve_store_path
+
+
+@dataclass
+class StoreSession:
+    """The store's state for one run (one benchtool_configure .. benchtool_session_finish)."""
+
+    path: Path
+    run_id: str
+    started: float
+    host: Any
+    resume: bool
+    store: ResultStore | None = None
+    cases: int = 0
+    exitstatus: int | None = None
+
+    def open(self, config: Any) -> ResultStore:
+        """Open the store and write the run's row, once, when the first thing is stored."""
+        if self.store is None:
+            store = ResultStore(self.path)
+            if self.resume:
+                store.resume_run(self.run_id)
+            else:
+                invocation = config.options.get("invocation", {})
+                store.begin_run(
+                    self.run_id, self.started, self.host.run_metadata(config),
+                    command=command_line(sys.argv),
+                    cwd=str(invocation.get("dir", Path.cwd())),
+                    pytest_args=list(invocation.get("args", [])),
+                    budget=config.budget, seed=config.seed,
+                )
+            self.store = store
+        return self.store
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as typed: ``benchtool run ...``, ``python -m pytest ...``."""
+    program = Path(argv[0])
+    head = f"python -m {program.parent.name}" if program.name == "__main__.py" else program.name
+    return shlex.join([head, *argv[1:]]) if argv[1:] else head
+
+
+# keyed by id(RunConfig): an in-process pytest run inside another one keeps its own state
+_sessions: dict[int, StoreSession] = {}
+
+
+@hookimpl
+def benchtool_configure(config: Any, host: Any) -> None:
+    path = resolve_store_path(config.options.get("store"))
+    resume = config.options.get("resume")
+    if resume:
+        with ResultStore(path, create=False) as store:
+            run_id = store.resolve(resume)
+    else:
+        run_id = new_run_id()
+    _sessions[id(config)] = StoreSession(path, run_id, time.time(), host, bool(resume))
+
+
+@hookimpl
+def benchtool_run_metadata(config: Any, metadata: dict[str, Any]) -> None:
+    """Add the git commit and dirty flag of the working directory, when it is a git checkout."""
+    invocation = getattr(config, "options", {}).get("invocation", {})
+    cwd = invocation.get("dir", os.getcwd())
+    commit = _git(cwd, "rev-parse", "HEAD")
+    if commit:
+        metadata["git_commit"] = commit
+        metadata["git_dirty"] = bool(_git(cwd, "status", "--porcelain", "--untracked-files=no"))
+
+
+def _git(cwd: str, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+@hookimpl(tryfirst=True)
+def benchtool_case_finished(config: Any, case: CaseResult) -> None:
+    """Store the case at once, in its own transaction (before any other plugin can fail)."""
+    session = _sessions.get(id(config))
+    if session is None:
+        return
+    session.open(config).add_case(session.run_id, case)
+    session.cases += 1
+
+
+@hookimpl
+def benchtool_session_finish(config: Any, cases: list[CaseResult], exitstatus: int) -> None:
+    session = _sessions.get(id(config))
+    if session is None:
+        return
+    if session.store is not None or session.resume:
+        store = session.open(config)
+        store.finish_run(session.run_id, exitstatus)
+        store.close()
+        session.exitstatus = exitstatus
+
+
+@hookimpl
+def benchtool_terminal_summary(config: Any) -> list[str]:
+    session = _sessions.pop(id(config), None)
+    if session is None or session.exitstatus is None:
+        return []
+    run = session.run_id
+    lines = [f"benchtool: run {run}: {session.cases} case(s) stored in {session.path} "
+             f"(benchtool show {run}; benchtool report {run} -o report.html)"]
+    if session.exitstatus == PYTEST_INTERRUPTED:
+        lines.append(f"benchtool: the run was interrupted; run its missing cases with: benchtool run --resume {run}")
+    return lines

@@ -1,0 +1,165 @@
+"""The metric regression gate: directions, tolerances, matching, exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from benchtool.cli import main
+from benchtool.errors import UsageError
+from benchtool.results import CaseResult, Record, write_json
+from benchtool.store.compare import MetricPolicy, Policies, Tolerance, compare, default_policy, judge
+from benchtool.store.db import ResultStore
+from benchtool.store.load import ResultSet
+
+
+def rec(metric: str, value: float, *, kind: str = "estimators", case: str = "softmax-lenet-digits",
+        params: dict | None = None, unit: str = "", suite: str = "uncertainty") -> Record:
+    return Record(suite, f"test_x[{case}]", kind, case.split("-")[0], "lenet", "digits", params or {}, metric,
+                  value, unit, 0, "cpu")
+
+
+def results(label: str, *records: Record, cases: list[CaseResult] | None = None) -> ResultSet:
+    return ResultSet(label, list(records), cases=cases or [])
+
+
+def statuses(base: ResultSet, cand: ResultSet, policies: Policies | None = None) -> dict[str, str]:
+    comparison = compare(base, cand, policies or Policies())
+    return {c.metric + (f"[{c.params}]" if c.params else ""): c.status for c in comparison.changes}
+
+
+def test_directions_are_the_plugins_point_of_view() -> None:
+    assert default_policy("attacks", "robust_accuracy").direction == "lower"  # stronger attack
+    assert default_policy("models", "robust_accuracy").direction == "higher"
+    assert default_policy("estimators", "ece").direction == "lower"
+    assert default_policy("estimators", "ood_auroc").direction == "higher"
+    assert default_policy("strategies", "regret").direction == "lower"
+    assert default_policy("attacks", "robust_accuracy_top5").direction == "lower"  # by name pattern
+    assert default_policy("", "test_error_rate").direction == "lower"
+    assert default_policy("", "seconds_per_example").direction == "none"  # speed: pytest-benchmark gates it
+    assert default_policy("", "accuracy", unit="s").direction == "higher"  # an exact entry wins over the unit
+    assert default_policy("", "queries", unit="").direction == "none"
+
+
+def test_tolerance_absolute_and_relative() -> None:
+    assert Tolerance.parse("0.01", "x") == Tolerance(0.01)
+    assert Tolerance.parse("5%", "x") == Tolerance(0.05, relative=True)
+    assert Tolerance(0.05, relative=True).allowed(-2.0) == pytest.approx(0.1)
+    assert str(Tolerance(0.05, True)) == "5%" and str(Tolerance(0.01)) == "0.01"
+    for bad in ("x", "-1", "nan", "inf%"):
+        with pytest.raises(UsageError, match="invalid tolerance"):
+            Tolerance.parse(bad, "--tol m=" + bad)
+
+
+@given(base=st.floats(-10, 10), delta=st.floats(-5, 5), tol=st.floats(0, 3),
+       direction=st.sampled_from(["higher", "lower"]))
+def test_judge_agrees_with_its_definition(base: float, delta: float, tol: float, direction: str) -> None:
+    cand = base + delta
+    verdict = judge(base, cand, MetricPolicy(direction, Tolerance(tol)))  # type: ignore[arg-type]
+    change = cand - base
+    worse = change < 0 if direction == "higher" else change > 0
+    if cand == base:
+        assert verdict == "unchanged"
+    elif abs(change) <= tol:
+        assert verdict == "within"
+    else:
+        assert verdict == ("REGRESSED" if worse else "improved")
+
+
+def test_nan_candidate_is_a_regression_and_none_direction_never_is() -> None:
+    gated = MetricPolicy("higher", Tolerance(0.01))
+    assert judge(0.9, math.nan, gated) == "REGRESSED"
+    assert judge(math.nan, math.nan, gated) == "unchanged"
+    assert judge(1.0, 100.0, MetricPolicy("none", Tolerance(0))) == "changed"
+
+
+def test_matching_by_case_params_metric() -> None:
+    base = results("a", rec("ece", 0.05), rec("ood_auroc", 0.9), rec("nll", 0.3, params={"split": "ood"}),
+                   rec("ece", 0.05, case="mc-dropout-lenet-digits"))
+    cand = results("b", rec("ece", 0.052), rec("ood_auroc", 0.7), rec("nll", 0.2, params={"split": "ood"}),
+                   rec("brier", 0.1))
+    found = statuses(base, cand)
+    assert found["ece"] == "within" and found["ood_auroc"] == "REGRESSED" and found["nll[split=ood]"] == "improved"
+    assert found["brier"] == "new"
+    comparison = compare(base, cand, Policies())
+    assert [c.status for c in comparison.changes if c.case == "mc-dropout-lenet-digits"] == ["missing"]
+    assert comparison.only_baseline_cases == ["uncertainty::mc-dropout-lenet-digits"]
+    assert len(comparison.regressions) == 1
+
+
+def test_overrides_change_tolerance_and_direction() -> None:
+    base, cand = results("a", rec("ece", 0.05)), results("b", rec("ece", 0.07))
+    assert statuses(base, cand)["ece"] == "REGRESSED"
+    assert statuses(base, cand, Policies.from_args(["ece=0.05"]))["ece"] == "within"
+    assert statuses(base, cand, Policies.from_args(["estimators:ece=50%"]))["ece"] == "within"
+    assert statuses(base, cand, Policies.from_args([], ["ece=higher"]))["ece"] == "improved"
+    assert statuses(base, cand, Policies.from_args([], ["ece=none"]))["ece"] == "changed"
+    with pytest.raises(UsageError, match="invalid direction 'up'.*higher, lower, none"):
+        Policies.from_args([], ["ece=up"])
+    with pytest.raises(UsageError, match="expected METRIC=VALUE"):
+        Policies.from_args(["ece"])
+
+
+def test_a_case_that_starts_failing_is_a_regression() -> None:
+    nodeid = "suites/test_uncertainty.py::test_x[softmax-lenet-digits]"
+    base = results("a", rec("ece", 0.05), cases=[CaseResult(nodeid, "uncertainty", "passed", 1.0, [])])
+    cand = results("b", cases=[CaseResult(nodeid, "uncertainty", "failed", 1.0, [], "ContractViolation: boom")])
+    comparison = compare(base, cand, Policies())
+    (failed,) = comparison.regressions
+    assert failed.status == "FAILED" and "ContractViolation: boom" in failed.describe()
+
+
+def test_no_common_case_is_bad_input() -> None:
+    with pytest.raises(UsageError, match="no matching cases between a .* and b"):
+        compare(results("a", rec("ece", 0.1)), results("b", rec("ece", 0.1, case="other-x-y")), Policies())
+
+
+def _store_two_runs(path: Path, base: list[Record], cand: list[Record]) -> None:
+    with ResultStore(path) as store:
+        for run_id, records in (("base", base), ("cand", cand)):
+            store.begin_run(run_id, time.time(), {}, command="c", cwd=".", pytest_args=[], budget="small", seed=0)
+            store.add_case(run_id, CaseResult("suites/test_uncertainty.py::test_x[softmax-lenet-digits]",
+                                              "uncertainty", "passed", 1.0, records))
+            store.finish_run(run_id, 0)
+            time.sleep(0.002)
+
+
+def test_compare_command_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "results.db"
+    _store_two_runs(db, [rec("ece", 0.05), rec("ood_auroc", 0.9)], [rec("ece", 0.08), rec("ood_auroc", 0.9)])
+    assert main(["compare", "base", "cand", "--store", str(db)]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED uncertainty softmax-lenet-digits ece: 0.05 -> 0.08 (+0.03; lower is better for estimators" in out
+    assert "2 metric(s): 1 regressed, 1 unchanged" in out
+    assert "ood_auroc" not in out  # unchanged metrics are counted, not listed (unless --all)
+    assert main(["compare", "base", "cand", "--store", str(db), "--tol", "ece=0.05", "--all",
+                 "--json", str(tmp_path / "c.json")]) == 0
+    out = capsys.readouterr().out
+    assert "within" in out and "ood_auroc" in out  # --all lists unchanged metrics
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["regressed"] == 0 and {c["metric"] for c in data["changes"]} == {"ece", "ood_auroc"}
+    assert main(["compare", "latest~1", "latest", "--store", str(db)]) == 1
+    capsys.readouterr()
+    assert main(["compare", "base", "nope", "--store", str(db)]) == 2
+    assert "unknown run 'nope'" in capsys.readouterr().err
+    assert main(["compare", "base", "cand", "--store", str(db), "--tol", "ece"]) == 2
+    assert main(["compare", "base", str(tmp_path / "missing.json"), "--store", str(db)]) == 2
+    assert "no such results file" in capsys.readouterr().err
+
+
+def test_compare_json_files_against_a_stored_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "results.db"
+    _store_two_runs(db, [rec("ece", 0.05)], [rec("ece", 0.05)])
+    baseline = tmp_path / "baseline.json"
+    write_json(baseline, [rec("ece", 0.01)])
+    assert main(["compare", str(baseline), "cand", "--store", str(db)]) == 1
+    assert "baseline baseline.json vs candidate cand" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text('{"not": "a list"}')
+    assert main(["compare", str(tmp_path / "bad.json"), "cand", "--store", str(db)]) == 2
+    assert "not a benchtool results file" in capsys.readouterr().err
