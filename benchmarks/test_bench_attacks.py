@@ -1,0 +1,65 @@
+"""Hot paths of the attacks: one PGD step and PGD-20 through the harness on lenet/digits,
+next to the hand-written loop they must keep up with (``scripts/bench_pgd.py`` prints the
+ratios side by side, with torchattacks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchtool.contracts.attack import evaluate
+from benchtool.data import load_dataset
+from benchtool.data.digits import Digits
+from benchtool.models.zoo import LeNetSpec
+from benchtool_attacks.pgd import PGD
+
+EPS = 0.1
+BOUNDS = (0.0, 1.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def lenet_digits() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    bundle = load_dataset(Digits(), root=Path("/nonexistent"), seed=0)
+    torch.manual_seed(0)
+    return LeNetSpec().build(bundle.info).eval(), bundle.test.x, bundle.test.y
+
+
+def hand_written_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.Tensor:
+    alpha = 2.5 * EPS / steps
+    x_adv = x.clone()
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x_adv), y), x_adv)
+        x_adv = torch.clamp(x + torch.clamp(x_adv.detach() + alpha * grad.sign() - x, -EPS, EPS), *BOUNDS)
+    return x_adv
+
+
+@pytest.mark.parametrize("steps", [1, 20], ids=["one-step", "pgd-20"])
+def test_pgd_through_the_harness(benchmark, lenet_digits, steps: int) -> None:
+    model, x, y = lenet_digits
+    attack = PGD(steps=steps, random_start=False)
+    x_adv = benchmark(lambda: attack(model, x, y, EPS, bounds=BOUNDS).x_adv)
+    assert torch.equal(x_adv, hand_written_pgd(model, x, y, steps))
+
+
+def test_pgd20_hand_written_loop(benchmark, lenet_digits) -> None:
+    model, x, y = lenet_digits
+    benchmark(lambda: hand_written_pgd(model, x, y, 20))
+
+
+def test_pgd20_evaluate_with_metrics(benchmark, lenet_digits) -> None:
+    """The suite's path: warnings, determinism check, attack and a fresh forward pass."""
+    model, x, y = lenet_digits
+    [report] = benchmark(lambda: evaluate(PGD(steps=20), model, x, y, [EPS], bounds=BOUNDS))
+    assert report.robust_accuracy <= report.clean_accuracy

@@ -1,0 +1,72 @@
+"""Do adversarial examples survive random transformations? (Athalye et al., ICML 2018,
+"Synthesizing Robust Adversarial Examples".)
+
+Examples from ``pgd`` and from ``eot`` at the same eps are passed through freshly sampled
+transformations from EOT's own distribution; the suite records the fraction still
+misclassified. The paper's claim: EOT's examples survive, plain PGD's mostly do not. The
+accuracy of the clean inputs under the same transformations is recorded alongside, since
+a transformation that alone fools the model inflates every survival rate; so is the
+survival rate over only the draws under which the transformed clean input is still
+classified correctly (same transformation, draw by draw), which the perturbation must earn.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchtool.contracts.attack import eps_sweep
+from benchtool_suites._attack_inputs import attack_subset
+
+pytestmark = pytest.mark.bt(models=["lenet"], datasets=["digits"])
+
+SURVIVAL_SEED_OFFSET = 7919  # the evaluation's transformations are not the ones EOT optimized over
+
+
+def wrong_under(model, x, y, transformations, draws: int, seed: int, bounds) -> torch.Tensor:
+    """``[draws, n]``: whether each example is misclassified under each random transformation.
+    The same ``seed`` and batch shape give the same transformations, so clean and
+    adversarial inputs can be compared draw by draw."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    with torch.no_grad():
+        return torch.stack([model(transformations(x, generator, bounds)).argmax(1) != y for _ in range(draws)])
+
+
+def test_survival_under_transformations(model, dataset, bt_config, bt_host, bt_record):
+    registry = bt_host.registry
+    missing = {"pgd", "eot"} - set(registry.names("attacks"))
+    if missing:
+        pytest.skip(f"attack(s) {sorted(missing)} not loaded")
+    eot = registry.create("attacks", "eot").at_budget(bt_config.budget)
+    pgd = registry.create("attacks", "pgd").at_budget(bt_config.budget)
+    transformations = eot.transformations
+    bounds = dataset.info.bounds
+    x, y = attack_subset(dataset.test, bt_config)
+    draws = bt_config.pick(small=10, default=30, full=100)
+    seed = bt_config.seed + SURVIVAL_SEED_OFFSET
+    with torch.no_grad():
+        clean_correct = model(x).argmax(1) == y
+    clean_right = ~wrong_under(model, x, y, transformations, draws, seed, bounds)
+    bt_record("transformed_clean_accuracy", clean_right.float().mean().item(), kind="attacks", plugin="eot")
+    eps_list = [e for e in eps_sweep(bt_config.eps, dataset.info, "linf") if e > 0]
+    for attack in (pgd, eot):
+        survival = []
+        for eps in eps_list:
+            x_adv = attack(model, x, y, eps, bounds=bounds, seed=bt_config.seed).x_adv
+            with torch.no_grad():
+                fooled = clean_correct & (model(x_adv).argmax(1) != y)
+            still = wrong_under(model, x_adv, y, transformations, draws, seed, bounds)[:, fooled]
+            # draws where the transformation alone does not fool the model: the perturbation must
+            paired = clean_right[:, fooled]
+            rate = still.float().mean().item() if fooled.any() else 0.0
+            attributable = (still & paired).sum().item() / max(int(paired.sum()), 1)
+            survival.append(attributable)
+            context = {"kind": "attacks", "plugin": attack.name}
+            params = {"attack": attack.name, "eps": eps}
+            bt_record("attack_success_rate", fooled.sum().item() / max(int(clean_correct.sum()), 1),
+                      params=params, **context)
+            bt_record("survival_rate", rate, params=params, **context)
+            bt_record("survival_rate_where_clean_survives", attributable, params=params, **context)
+        bt_record.series("survival_rate_vs_eps", eps_list, survival, x_label="eps (linf)",
+                         y_label="fraction still adversarial where the clean input is still correct",
+                         kind="attacks", plugin=attack.name)
