@@ -35,7 +35,7 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 # modules that add commands with @command (imported when the CLI starts)
-COMMAND_MODULES: tuple[str, ...] = ("benchtool.store.commands", "benchtool.report.commands")
+COMMAND_MODULES: tuple[str, ...] = ("benchtool.store.commands", "benchtool.report.commands", "benchtool.benchmarking")
 
 
 def command(name: str, help: str, *, passthrough: bool = False):
@@ -100,7 +100,20 @@ def pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
         argv += ["--bt-json", str(Path(args.json).resolve())]
     for plugin in args.plugin:
         argv += ["-p", plugin]
+    if args.numprocesses is not None:
+        argv += ["-n", check_numprocesses(args.numprocesses)]
+    if args.store:
+        argv += ["--bt-store", str(Path(args.store).resolve())]
     return argv + extra
+
+
+def check_numprocesses(value: str) -> str:
+    """``-n``: a worker count (0 = no workers) or ``auto``; needs pytest-xdist."""
+    if not (value.isdigit() or value in ("auto", "logical")):
+        raise UsageError(f"invalid -n {value!r}; expected a number of worker processes (0, 1, 2, ...) or auto")
+    if importlib.util.find_spec("xdist") is None:
+        raise UsageError("-n needs pytest-xdist, which is not installed here; install it with: pip install pytest-xdist")
+    return value
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +125,13 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write every recorded figure as a JSON list")
     parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
                         help="load a local plugin module; -p no:NAME blocks a plugin")
+    parser.add_argument("-n", "--numprocesses", metavar="N", default=None,
+                        help="spread the cells over N worker processes (pytest-xdist), one GPU each; "
+                             "cells sharing a trained model stay on one worker; 'auto' = one per CPU")
+    parser.add_argument("--store", metavar="PATH",
+                        help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db)")
+    parser.add_argument("--resume", metavar="RUN_ID",
+                        help="re-run a stored run's command line, running only the cases it has not finished")
 
 
 @command("run", "run the benchmark suites (any other option goes to pytest: -k, -x, --lf, ...)",
@@ -121,7 +141,13 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
     resolve_device(args.device)
     check_budget(args.budget)
-    code = int(pytest.main(pytest_args(args, extra)))
+    if args.resume:
+        from benchtool.store.commands import resume_pytest_args
+
+        argv = resume_pytest_args(args, extra)
+    else:
+        argv = pytest_args(args, extra)
+    code = int(pytest.main(argv))
     return EXIT_USAGE if code == PYTEST_USAGE_ERROR else code
 
 
@@ -257,4 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # run the package's module, not this __main__ copy: @command modules register into benchtool.cli
+    from benchtool.cli import main as package_main
+
+    raise SystemExit(package_main())

@@ -13,6 +13,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from benchtool.config import RunConfig
+    from benchtool.host import Host
     from benchtool.registry import Registrar
     from benchtool.results import CaseResult, Record
 
@@ -68,8 +69,9 @@ def benchtool_register_target_functions(registry: Registrar) -> None:
 
 
 @hookspec
-def benchtool_configure(config: RunConfig) -> None:
-    """Called once the run's configuration is known, before any case runs."""
+def benchtool_configure(config: RunConfig, host: Host) -> None:
+    """Called once the run's configuration is known, before any case runs; ``host`` gives
+    the registry, the hooks and ``host.run_metadata(config)``."""
 
 
 @hookspec
@@ -90,3 +92,8 @@ def benchtool_case_finished(config: RunConfig, case: CaseResult) -> None:
 @hookspec
 def benchtool_session_finish(config: RunConfig, cases: list[CaseResult], exitstatus: int) -> None:
     """The run ended; ``cases`` holds every finished case of every worker."""
+
+
+@hookspec
+def benchtool_terminal_summary(config: RunConfig) -> list[str]:
+    """Lines for the end of the run's terminal summary (e.g. where the results were stored)."""

@@ -48,6 +48,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bt-checkpoint", default=None, metavar="PATH",
                     help="state_dict for the one zoo model selected with --bt-models, instead of training")
     group.addoption("--bt-eps", default=None, metavar="LIST", help="eps sweep for attacks, e.g. 0,0.05,0.1")
+    group.addoption("--bt-store", default=None, metavar="PATH",
+                    help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db); -p no:store: none")
+    group.addoption("--bt-resume", default=None, metavar="RUN_ID",
+                    help="continue the stored run RUN_ID: run only the cases it has not finished")
+    group.addoption("--bt-gpus", default=None, metavar="LIST",
+                    help="GPU indices pytest-xdist workers are spread over, worker k on the k-th mod their "
+                         "number (default: every GPU)")
+    group.addoption("--bt-executor", default="local", metavar="NAME",
+                    help="where cells and fanned-out calls run: local | ray (default: local)")
+    group.addoption("--bt-ray-address", default=None, metavar="ADDR",
+                    help="Ray cluster for --bt-executor ray: host:port, or auto (default: start a local one)")
     for spec in KINDS.values():
         group.addoption(_option_name(spec), default=None, metavar="NAMES",
                         help=f"comma list of {spec.kind.replace('_', ' ')} to run (default: the suite's)")
@@ -66,6 +77,14 @@ class BenchSession:
 
 
 session_key = pytest.StashKey[BenchSession]()
+cell_worker_key = pytest.StashKey[bool]()  # set where pytest runs cells for an executor's controller
+CELL_GROUP_PREFIX = "bt-model:"  # xdist_group of the cells that share one trained model
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """Whether this process runs cells for a controller elsewhere (a pytest-xdist or an
+    executor worker): the controller alone collects cases, prints tables, writes results."""
+    return hasattr(config, "workerinput") or config.stash.get(cell_worker_key, False)
 
 
 def _plugin_args(config: pytest.Config) -> tuple[list[str], list[str]]:
@@ -100,8 +119,9 @@ def _run_config(config: pytest.Config, host: Any) -> RunConfig:
             raise UsageError(f"--bt-checkpoint {checkpoint}: no such file")
         if not filters.get("models") or len(filters["models"] or []) != 1:
             raise UsageError("--bt-checkpoint needs exactly one model named with --bt-models")
+    executor, gpus, device = _scale_out(config)
     return RunConfig(
-        device=resolve_device(opt("--bt-device")),
+        device=device,
         budget=check_budget(opt("--bt-budget")),
         seed=opt("--bt-seed"),
         filters=filters,
@@ -110,7 +130,45 @@ def _run_config(config: pytest.Config, host: Any) -> RunConfig:
         json_path=Path(opt("--bt-json")) if opt("--bt-json") else None,
         eps=parse_float_list("--bt-eps", opt("--bt-eps")),
         checkpoint=Path(checkpoint) if checkpoint else None,
+        executor=executor,
+        ray_address=opt("--bt-ray-address"),
+        gpus=gpus,
+        options={
+            "store": opt("--bt-store"),
+            "resume": opt("--bt-resume"),
+            "invocation": {"args": [str(a) for a in config.invocation_params.args],
+                           "dir": str(config.invocation_params.dir)},
+        },
     )
+
+
+def _scale_out(config: pytest.Config) -> tuple[str, list[int] | None, Any]:
+    """(executor, --bt-gpus, this process's device): a pytest-xdist worker ``gwK`` computes
+    on the K-th GPU (mod their number)."""
+    from benchtool.executors import check_executor
+    from benchtool.executors.devices import parse_gpus, worker_device, worker_threads, xdist_worker_index
+
+    opt = config.getoption
+    executor = check_executor(opt("--bt-executor"))
+    gpus = parse_gpus(opt("--bt-gpus"))
+    if executor == "ray":
+        from benchtool.executors.ray_executor import import_ray
+
+        import_ray()  # a missing extra is a usage error now, not after collection
+        if getattr(config.option, "numprocesses", None):
+            raise UsageError("--bt-executor ray and -n both spread cells: use -n for one machine, Ray for a cluster")
+        if gpus is not None:
+            raise UsageError("--bt-gpus is for -n on one machine; Ray gives each cell its GPU itself")
+    import torch
+
+    workerinput = getattr(config, "workerinput", {})
+    spec = opt("--bt-device")
+    device = worker_device(spec, resolve_device(spec), gpus, xdist_worker_index(workerinput.get("workerid")))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # stray .cuda() calls land on this worker's GPU too
+    if "workercount" in workerinput:  # each pytest-xdist worker computes on its share of the cores
+        torch.set_num_threads(worker_threads(workerinput["workercount"], torch.get_num_threads()))
+    return executor, gpus, device
 
 
 @pytest.hookimpl(trylast=True)
@@ -126,8 +184,40 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     bench = BenchSession(run_config, host)
     config.stash[session_key] = bench
-    config.pluginmanager.register(ResultCollector(bench), "benchtool-results")
-    host.hook.benchtool_configure(config=run_config)
+    if not is_worker(config):
+        config.pluginmanager.register(ResultCollector(bench), "benchtool-results")
+    _group_by_model(config)
+    try:
+        if run_config.options["resume"]:
+            from benchtool.store.resume import ResumeFilter
+
+            config.pluginmanager.register(ResumeFilter(run_config, host), "benchtool-resume")
+        host.hook.benchtool_configure(config=run_config, host=host)
+    except BenchtoolError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _group_by_model(config: pytest.Config) -> None:
+    """``-n N`` without ``--dist`` distributes by ``xdist_group`` (``loadgroup``): the cells
+    that share a trained model run on one worker, so each model trains once per run."""
+    config.addinivalue_line("markers", "xdist_group(name): cells run by one worker (they share a trained model)")
+    given = config.known_args_namespace  # the command line as typed, on the controller and its workers
+    if not getattr(given, "numprocesses", None) or getattr(given, "dist", None) != "no":
+        return  # no -n, or --dist chosen by the user
+    if hasattr(config, "workerinput"):
+        config.option.loadgroup = True  # the worker then tags each cell's node id with its group
+    elif config.option.dist == "load":
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``loadgroup`` whose crashed cell fails alone (:mod:`benchtool.executors.xdist_groups`)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from benchtool.executors.xdist_groups import CrashSafeGroupScheduling
+
+    return CrashSafeGroupScheduling(config, log)
 
 
 def _session(config: pytest.Config) -> BenchSession:
@@ -211,8 +301,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
     argnames = [s.fixture for s in requested]
     values = [[c[s.kind] for s in requested] for c in combos]
-    ids = ["-".join(v) for v in values]
-    metafunc.parametrize(argnames, values, ids=ids, indirect=True)
+    params = [pytest.param(*v, id="-".join(v), marks=_model_group(c)) for v, c in zip(values, combos)]
+    metafunc.parametrize(argnames, params, indirect=True)
+
+
+def _model_group(combo: dict[str, str]) -> tuple[Any, ...]:
+    """Cells that train the same model share an ``xdist_group`` (pytest-xdist, executors)."""
+    if "models" not in combo or "datasets" not in combo:
+        return ()
+    return (pytest.mark.xdist_group(f"{CELL_GROUP_PREFIX}{combo['models']}-{combo['datasets']}"),)
 
 
 # --- fixtures ----------------------------------------------------------------------
@@ -422,24 +519,23 @@ class ResultCollector:
         elif report.skipped and outcome == "passed":
             outcome = "skipped"
         bench.outcomes[report.nodeid] = (outcome, duration, message)
-        if report.when != "teardown":
+        if report.when in ("setup", "call"):
             return
         del bench.outcomes[report.nodeid]
         properties = dict(report.user_properties)
-        if RECORDS_PROPERTY not in properties:
+        crashed = report.when != "teardown"  # its worker died: pytest-xdist's (and executors') "???" report
+        if RECORDS_PROPERTY not in properties and not crashed:
             return  # not a suite case
-        raw = properties[RECORDS_PROPERTY]
+        raw = properties.get(RECORDS_PROPERTY, [])
         if not raw and outcome == "skipped":
             return
         records = [Record.from_json(r) for r in raw]
         suite = Path(report.location[0]).stem.removeprefix("test_")
-        case = CaseResult(report.nodeid, suite, outcome, duration, records, message)
+        case = CaseResult(_case_nodeid(report.nodeid), suite, outcome, duration, records, message)
         bench.cases.append(case)
         bench.host.hook.benchtool_case_finished(config=bench.config, case=case)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if hasattr(session.config, "workerinput"):
-            return
         bench = self.bench
         if bench.config.json_path is not None:
             write_json(bench.config.json_path, [r for case in bench.cases for r in case.records])
@@ -455,8 +551,39 @@ class ResultCollector:
                 terminalreporter.write_line(line)
         for failure in bench.host.failures:
             terminalreporter.write_line(f"benchtool plugin FAILED to load: {failure}", red=True)
+        for lines in bench.host.hook.benchtool_terminal_summary(config=bench.config):
+            for line in lines:
+                terminalreporter.write_line(line)
         if bench.config.json_path is not None and bench.cases:
             terminalreporter.write_line(f"benchtool: records written to {bench.config.json_path}")
+
+
+def _case_nodeid(nodeid: str) -> str:
+    """The node id without the ``@group`` suffix ``--dist loadgroup`` appends to it."""
+    head, sep, group = nodeid.rpartition("@")
+    return head if sep and group.startswith(CELL_GROUP_PREFIX) else nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """With ``--bt-executor ray`` the controller ships the cells to the executor's workers
+    instead of running them (:mod:`benchtool.executors.cells`)."""
+    bench = session.config.stash.get(session_key, None)
+    if bench is None or bench.config.executor == "local" or is_worker(session.config):
+        return None
+    if session.config.option.collectonly or not session.items:
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        raise session.Interrupted(f"{session.testsfailed} error(s) during collection")
+    from benchtool.executors import get_executor
+    from benchtool.executors.cells import CellDispatcher
+
+    try:
+        executor = get_executor(bench.config)
+    except BenchtoolError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    CellDispatcher(session, executor).run()
+    return True
 
 
 def _short_message(report: pytest.TestReport) -> str:

@@ -1,0 +1,104 @@
+"""The executor contract: run picklable calls somewhere, each with a resource request.
+
+An executor hands back a standard :class:`concurrent.futures.Future` per call, so
+callers wait with ``concurrent.futures.wait`` / ``as_completed`` whatever runs the
+call: results may arrive in any order. A call that raised, or whose worker died after
+its retries, ends in a future holding the exception — never a silently missing result.
+"""
+
+from __future__ import annotations
+
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from benchtool.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one call needs while it runs: CPU cores and GPUs (fractions allowed)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.cpus < 0 or self.gpus < 0:
+            raise UsageError(f"resources must be >= 0, got cpus={self.cpus}, gpus={self.gpus}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one call ended: its value, or the failure that ended it (type and last line)."""
+
+    value: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def of(cls, future: Future) -> Outcome:
+        """The outcome of a finished future; its exception becomes ``error``."""
+        exc = future.exception()
+        if exc is None:
+            return cls(value=future.result())
+        return cls(error=describe_failure(exc))
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line naming what went wrong (the exception type and its message's last line)."""
+    lines = traceback.format_exception_only(type(exc), exc)
+    text = " ".join(line.strip() for line in lines if line.strip())
+    return text.splitlines()[-1] if text else repr(exc)
+
+
+class Executor(ABC):
+    """Where benchtool runs independent calls: suite cells, ensemble members, NAS trials."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def submit(self, fn: Callable[..., Any], /, *args: Any, resources: Resources | None = None,
+               retries: int = 0, **kwargs: Any) -> Future:
+        """Start ``fn(*args, **kwargs)``; ``retries`` re-runs it if its worker dies."""
+
+    @abstractmethod
+    def capacity(self) -> Resources:
+        """Every CPU core and GPU this executor can use at once."""
+
+    def slots(self, resources: Resources | None = None) -> int:
+        """How many calls needing ``resources`` can run at once (at least 1): how many a
+        caller such as an ask/tell search keeps in flight."""
+        need = resources or Resources()
+        total = self.capacity()
+        fits = [int(total.cpus // need.cpus)] if need.cpus > 0 else []
+        if need.gpus > 0:
+            fits.append(int(total.gpus // need.gpus))
+        return max(1, min(fits)) if fits else 1
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *, resources: Resources | None = None,
+            retries: int = 0) -> list[Outcome]:
+        """``fn(item)`` for every item, run in parallel; outcomes in the order of ``items``."""
+        futures = [self.submit(fn, item, resources=resources, retries=retries) for item in items]
+        wait(futures)
+        return [Outcome.of(f) for f in futures]
+
+    def close(self) -> None:
+        """Cancel the calls this executor started that have not finished."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def check_retries(retries: int) -> int:
+    if not isinstance(retries, int) or retries < 0:
+        raise UsageError(f"retries must be an integer >= 0, got {retries!r}")
+    return retries
