@@ -1,0 +1,96 @@
+"""Rethinking generalization (Zhang, Bengio, Hardt, Recht & Vinyals, ICLR 2017): can the
+zoo's networks fit a training set whose labels are partly or wholly random?
+
+Per model, for each corruption fraction p in {0, 0.2, ..., 1} (exactly round(p * n)
+training labels redrawn uniformly, nested across p) and for Gaussian "random pixels" with
+the true labels: final training accuracy (on the labels trained on, eval mode), test
+accuracy against the true labels, the epoch and step at which training accuracy first hit
+100% (inf when it did not within the budget; then the best accuracy reached tells how
+close it came), the seconds it took, and the learning curves
+(training and test accuracy per epoch). The claim: training accuracy reaches ~100% at
+every p while test accuracy falls to chance (10%). Dropout is off in these runs (they
+measure capacity); one more run at p = 1 keeps it (default and full budgets), to see
+whether explicit regularization stops the fit. The zoo model trained on the clean labels
+with its own recipe is recorded as a reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from benchtool.contracts.data import DataBundle, Split
+from benchtool.limits.memorization import (
+    CORRUPTION_FRACTIONS, DROPOUT_TYPES, FitHistory, MemorizationRecipe, corrupt_labels, fit_labels,
+    gaussian_images, memorization_recipe, subsample,
+)
+from benchtool.models.trained import build_seeded
+from benchtool.models.training import evaluate
+
+pytestmark = pytest.mark.bt(models=["mlp", "lenet"], datasets=["digits"])
+
+
+def record_fit(bt_record: Any, history: FitHistory, setup: MemorizationRecipe, params: dict[str, Any]) -> None:
+    """The scalar figures and learning curves of one memorization run."""
+    params = {**params, "dropout": setup.keep_dropout}
+    fitted_at = history.epochs_to_fit
+    bt_record("train_accuracy", history.train_accuracy[-1], params=params)
+    bt_record("best_train_accuracy", history.best_train_accuracy, params=params)
+    bt_record("test_accuracy", history.test_accuracy[-1], params=params)
+    bt_record("epochs_to_fit", fitted_at if fitted_at is not None else math.inf, unit="epochs", params=params)
+    bt_record("steps_to_fit", fitted_at * history.steps_per_epoch if fitted_at is not None else math.inf,
+              unit="steps", params=params)
+    bt_record("seconds", history.seconds, unit="s", params=params)
+    epochs = range(1, history.epochs + 1)
+    bt_record.series("train_accuracy_curve", epochs, history.train_accuracy, x_label="epoch",
+                     y_label="training accuracy", params=params)
+    bt_record.series("test_accuracy_curve", epochs, history.test_accuracy, x_label="epoch",
+                     y_label="test accuracy (true labels)", params=params)
+
+
+def test_memorization(model: torch.nn.Module, dataset: DataBundle, bt_case: Any, bt_config: Any, bt_host: Any,
+                      bt_record: Any) -> None:
+    info = dataset.info
+    if info.task != "classification" or not info.num_classes:
+        pytest.skip(f"random-label memorization needs a classification dataset, not {info.name!r} ({info.task})")
+    device, seed = bt_config.device, bt_config.seed
+    spec = bt_host.registry.create("models", bt_case.model)
+    setup = memorization_recipe(bt_config.budget)
+    train = subsample(dataset.train, setup.train_examples, seed)
+    bt_record("zoo_test_accuracy", evaluate(model, dataset.test, "classification", device)[1],
+              params={"labels": "clean", "recipe": "zoo"})
+    for name, value in {**setup.as_params(), "train_examples": len(train)}.items():
+        bt_record(name, value, params={"recipe": "memorization"})
+
+    def fit(split: Split, run_setup: MemorizationRecipe) -> FitHistory:
+        return fit_labels(build_seeded(spec, info, seed), split, dataset.test, run_setup, seed=seed, device=device)
+
+    final_train, final_test = [], []
+    for p in CORRUPTION_FRACTIONS:
+        corrupted = corrupt_labels(train.y, p, info.num_classes, seed)
+        assert int(corrupted.resampled.sum()) == math.floor(p * len(train) + 0.5)
+        history = fit(Split(train.x, corrupted.labels), setup)
+        params = {"corruption": "labels", "p": p}
+        bt_record("wrong_label_fraction", float((corrupted.labels != train.y).float().mean()),
+                  params={**params, "dropout": setup.keep_dropout})
+        record_fit(bt_record, history, setup, params)
+        final_train.append(history.train_accuracy[-1])
+        final_test.append(history.test_accuracy[-1])
+    bt_record.series("train_accuracy_vs_p", CORRUPTION_FRACTIONS, final_train, x_label="label corruption p",
+                     y_label="final training accuracy")
+    bt_record.series("test_accuracy_vs_p", CORRUPTION_FRACTIONS, final_test, x_label="label corruption p",
+                     y_label="test accuracy (true labels)")
+
+    noise = Split(gaussian_images(train.x, seed), train.y)
+    record_fit(bt_record, fit(noise, setup), setup, {"corruption": "random-pixels"})
+
+    has_dropout = any(isinstance(m, DROPOUT_TYPES) and m.p > 0 for m in model.modules())
+    if bt_config.budget != "small" and has_dropout:
+        regularized = dataclasses.replace(setup, keep_dropout=True)
+        random_labels = corrupt_labels(train.y, 1.0, info.num_classes, seed).labels
+        record_fit(bt_record, fit(Split(train.x, random_labels), regularized), regularized,
+                   {"corruption": "labels", "p": 1.0})

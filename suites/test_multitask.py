@@ -1,0 +1,99 @@
+"""Multi-task learning with uncertainty weights (Kendall, Gal & Cipolla, CVPR 2018): does a
+learned per-task weighting match the best hand-tuned one, and beat equal weights?
+
+The problem (:mod:`benchtool.limits.multitask`): one encoder shared by a digit classifier,
+a regression of the ink's centre of mass (training targets with 0.5 px Gaussian noise) and
+a reconstruction of the image. Each loss-weighting scheme trains it with 1 / 3 / 5 seeds
+(small / default / full). A scheme with a grid of settings (``fixed``) is tuned on the
+validation split and scored on the test split, as a hand-tuned baseline would be.
+
+Per scheme: each task's test metric (digit accuracy, centre RMSE in pixels, reconstruction
+RMSE), Delta_m against equal weights (Maninis et al. 2019; percent, higher is better), the
+final weight of each task and, for uncertainty weighting, the learned sigma_i; curves of
+the weights (and sigmas) over training. For a grid: every setting's validation and test
+Delta_m and the best test Delta_m of the grid (an oracle no hand-tuner has). The claim:
+uncertainty's Delta_m >= the tuned fixed weighting's, and > 0 (equal's is 0).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from benchtool.contracts.data import DataBundle
+from benchtool.contracts.limits import LossWeighting
+from benchtool.limits.multitask import (
+    CENTRE_NOISE, METRIC_OF_TASK, TASKS, MultiTaskProblem, MultiTaskRecipe, MultiTaskRun, delta_m, multitask_problem,
+    multitask_recipe, train_multitask,
+)
+from benchtool_limits.weightings import EqualWeighting
+
+SEEDS = {"small": 1, "default": 3, "full": 5}
+
+pytestmark = pytest.mark.bt(loss_weightings=["equal", "fixed", "uncertainty", "gradnorm"], datasets=["digits"])
+
+_equal_runs: dict[tuple[Any, ...], MultiTaskRun] = {}  # the Delta_m baseline, trained once per process
+
+
+def equal_run(problem: MultiTaskProblem, recipe: MultiTaskRecipe, key: tuple[Any, ...], seed: int,
+              device: Any) -> MultiTaskRun:
+    key = (*key, seed, recipe, str(device))
+    if key not in _equal_runs:
+        _equal_runs[key] = train_multitask(EqualWeighting(), problem, recipe, seed=seed, device=device)
+    return _equal_runs[key]
+
+
+def mean_of(runs: list[MultiTaskRun], split: str) -> dict[str, float]:
+    return {t.name: statistics.fmean(getattr(run, split)[t.name] for run in runs) for t in TASKS}
+
+
+def mean_delta(runs: list[MultiTaskRun], baselines: list[MultiTaskRun], split: str) -> float:
+    return statistics.fmean(delta_m(getattr(r, split), getattr(b, split)) for r, b in zip(runs, baselines))
+
+
+def readable(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (",".join(f"{v:g}" for v in value) if isinstance(value, (tuple, list)) else value)
+            for k, value in params.items()}
+
+
+def test_multitask(loss_weighting: LossWeighting, dataset: DataBundle, bt_config: Any, bt_record: Any) -> None:
+    device = bt_config.device
+    problem = multitask_problem(dataset, bt_config.seed)
+    recipe = multitask_recipe(bt_config.budget)
+    seeds = [bt_config.seed + i for i in range(bt_config.pick(**SEEDS))]
+    data_key = (dataset.info.name, bt_config.seed)
+    baselines = [equal_run(problem, recipe, data_key, seed, device) for seed in seeds]
+    scheme = type(loss_weighting)
+
+    candidates = []
+    for variant in loss_weighting.variants(TASKS):
+        runs = [train_multitask(scheme(**{**loss_weighting.params, **variant}), problem, recipe, seed=seed,
+                                device=device) for seed in seeds]
+        candidates.append((mean_delta(runs, baselines, "val"), runs))
+        if len(loss_weighting.variants(TASKS)) > 1:
+            params = {"setting": "grid", **readable(variant)}
+            bt_record("val_delta_m", candidates[-1][0], unit="%", params=params)
+            bt_record("test_delta_m", mean_delta(runs, baselines, "test"), unit="%", params=params)
+    _, runs = max(candidates, key=lambda c: c[0])
+    chosen = readable(runs[0].params)
+    params = {"setting": "tuned on val" if len(candidates) > 1 else "as given", "seeds": len(seeds), **chosen}
+
+    for task, value in mean_of(runs, "test").items():
+        bt_record(f"{task}_{METRIC_OF_TASK[task]}", value, params=params)
+    bt_record("delta_m", mean_delta(runs, baselines, "test"), unit="%", params=params)
+    if len(candidates) > 1:
+        oracle = max(mean_delta(r, baselines, "test") for _, r in candidates)
+        bt_record("oracle_delta_m", oracle, unit="%", params={"setting": "best of grid on test"})
+    final_states = [run.states[-1] for run in runs]
+    for key in final_states[0]:
+        bt_record(key.replace("/", "_"), statistics.fmean(s[key] for s in final_states), params=params)
+    if any(key.startswith("sigma/centre") for key in final_states[0]):
+        bt_record("centre_noise_injected", CENTRE_NOISE, unit="px", params=params)
+    epochs = range(1, recipe.epochs + 1)
+    for key in runs[0].states[0]:
+        bt_record.series(f"{key.replace('/', '_')}_curve", epochs, [s[key] for s in runs[0].states],
+                         x_label="epoch", y_label=key, params={**params, "seed": seeds[0]})
+    bt_record("seconds", sum(run.seconds for _, rs in candidates for run in rs), unit="s", params=params)
