@@ -14,6 +14,7 @@ from torch import nn
 
 from benchtool.contracts._state import ModelSnapshot, verify_untouched
 from benchtool.contracts.data import DatasetInfo, Split, Task
+from benchtool.contracts.model import TrainRecipe
 from benchtool.errors import ContractViolation
 
 PROB_SUM_TOLERANCE = 1e-4
@@ -33,6 +34,10 @@ class EstimationTask:
     seed: int
     num_samples: int  # T, the number of stochastic passes the budget allows
     budget: str
+    # a fresh, untrained network of the model's spec with that many outputs (logits or
+    # regression outputs), for estimators that train their own head (heteroscedastic)
+    build_network: Callable[[int], nn.Module] | None = None
+    recipe: TrainRecipe | None = None  # the model's training recipe at this budget
 
 
 @contextmanager

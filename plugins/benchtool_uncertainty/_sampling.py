@@ -1,0 +1,125 @@
+"""Monte Carlo passes in chunks sized by device: batched where it pays, a loop where it doesn't.
+
+Repeating a batch ``t`` times in one forward call amortises the per-call overhead, which
+wins on a GPU and for small batches anywhere; on a CPU a large repeated batch spills its
+activations out of cache and runs 2-3x slower than a plain loop over the T passes. So the
+number of passes per call is chosen from the bytes one pass writes: as many as fit the
+device's budget (one core's L2 cache on a CPU, a fixed slice of memory on a GPU), at
+least one. The choice depends only on sizes, never on timings, so a seed gives the same
+samples on every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+CPU_CACHE_FALLBACK_BYTES = 2 << 20  # when sysfs does not say: a typical per-core L2
+GPU_CHUNK_BYTES = 512 << 20  # activations per forward call on an accelerator
+SYSFS_CPU_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
+
+Chunk = TypeVar("Chunk")
+
+
+def _parse_cache_size(text: str) -> int:
+    """``"2048K"`` -> 2097152 (sysfs writes sizes with a K or M suffix)."""
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
+
+
+@cache
+def cpu_cache_bytes() -> int:
+    """One core's L2 cache in bytes, read from sysfs; a typical 2 MiB where it is absent."""
+    try:
+        for index in sorted(SYSFS_CPU_CACHE.glob("index*")):
+            if (index / "level").read_text().strip() == "2":
+                return _parse_cache_size((index / "size").read_text())
+    except (OSError, ValueError):
+        pass
+    return CPU_CACHE_FALLBACK_BYTES
+
+
+def chunk_budget_bytes(device: torch.device) -> int:
+    """How many bytes of activations one batched forward call may write on ``device``."""
+    return cpu_cache_bytes() if device.type == "cpu" else GPU_CHUNK_BYTES
+
+
+def passes_per_chunk(bytes_per_pass: int, num_passes: int, device: torch.device) -> int:
+    """As many passes as fit the device's budget, between 1 and ``num_passes``."""
+    fitting = chunk_budget_bytes(device) // max(int(bytes_per_pass), 1)
+    return max(1, min(num_passes, fitting))
+
+
+def chunk_sizes(total: int, per_chunk: int) -> list[int]:
+    """``total`` split into chunks of ``per_chunk`` and a remainder: 10, 4 -> [4, 4, 2]."""
+    if total < 0 or per_chunk < 1:
+        raise ValueError(f"need total >= 0 and per_chunk >= 1, got total={total}, per_chunk={per_chunk}")
+    full, rest = divmod(total, per_chunk)
+    return [per_chunk] * full + ([rest] if rest else [])
+
+
+def forward_measuring_bytes(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """One forward pass, and the bytes its leaf modules wrote: the working set of a pass."""
+    written = [0]
+
+    def count(_module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            written[0] += output.numel() * output.element_size()
+
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    handles = [leaf.register_forward_hook(count) for leaf in leaves]
+    try:
+        out = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, max(written[0], out.numel() * out.element_size())
+
+
+def repeat_batch(x: torch.Tensor, times: int) -> torch.Tensor:
+    """``times`` copies of the batch stacked along dimension 0."""
+    return x.repeat(times, *([1] * (x.ndim - 1)))
+
+
+def stochastic_passes(
+    model: nn.Module, x: torch.Tensor, num_passes: int, *, passes_per_call: int | None = None
+) -> Iterator[torch.Tensor]:
+    """Outputs of ``num_passes`` stochastic forward passes of ``model`` on ``x``, yielded
+    as ``(t, N, ...)`` chunks. ``passes_per_call=None`` measures the first pass and sizes
+    the rest by :func:`passes_per_chunk`; 1 is a plain loop, ``num_passes`` one batch."""
+    if num_passes < 1:
+        raise ValueError(f"num_passes must be >= 1, got {num_passes}")
+    remaining = num_passes
+    if passes_per_call is None:
+        first, bytes_per_pass = forward_measuring_bytes(model, x)
+        yield first.unsqueeze(0)
+        remaining -= 1
+        passes_per_call = passes_per_chunk(bytes_per_pass, remaining or 1, x.device)
+    for t in chunk_sizes(remaining, passes_per_call):
+        out = model(repeat_batch(x, t) if t > 1 else x)
+        yield out.reshape(t, len(x), *out.shape[1:])
+
+
+def sampled_in_chunks(
+    draw: Callable[[int], Chunk], num_samples: int, bytes_per_sample: int, device: torch.device
+) -> Iterator[Chunk]:
+    """``draw(t)`` for chunk sizes t summing to ``num_samples``, sized to the device's budget:
+    for samplers that perturb one forward pass (noise on logits, posterior draws)."""
+    per_chunk = passes_per_chunk(bytes_per_sample, num_samples, device)
+    for t in chunk_sizes(num_samples, per_chunk):
+        yield draw(t)
+
+
+def forward_in_batches(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch_size: int = 1024
+) -> torch.Tensor:
+    """``forward`` over ``x`` in batches, without gradients, concatenated: for fitting on a
+    whole split (validation logits, last-layer features) without one huge batch."""
+    with torch.no_grad():
+        return torch.cat([forward(part) for part in x.split(batch_size)])

@@ -1,0 +1,166 @@
+"""How well does each uncertainty estimator know what it does not know?
+
+Classification (digits with held-out classes by default): accuracy, NLL, Brier, ECE
+(15 bins, top-label), AURC and E-AURC (selective prediction), and per OOD set the AUROC
+and FPR at 95% TPR of three scores (1 - max prob, predictive entropy, mutual information;
+OOD is the positive class), mean MI in and out of distribution, and accuracy/NLL/ECE on
+the sets that keep their labels (rotations, corruptions). Regression (the 1-D toy with a
+gap): Gaussian NLL, RMSE, 90% interval coverage, and epistemic variance inside the data vs
+in the gap. Reliability diagrams and the regression band (mean +- 2 sigma on a grid) are
+recorded as series.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from benchtool import metrics
+from benchtool.contracts.data import DataBundle, Split
+from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
+
+NUM_SAMPLES = {"small": 10, "default": 30, "full": 100}  # T stochastic passes per budget
+ZERO_MI = 1e-6  # below this everywhere, an estimator has no epistemic part (T = 1)
+BAND_POINTS = 200
+CURVE_POINTS = 100  # risk-coverage curves are thinned to this many points
+
+pytestmark = pytest.mark.bt(
+    estimators=["softmax", "mc-dropout", "deep-ensemble", "temperature-scaling", "laplace-last-layer",
+                "heteroscedastic"],
+)
+
+
+def estimation_task(
+    bundle: DataBundle, model: torch.nn.Module, model_name: str, bt_config: Any, bt_host: Any, bt_models: Any
+) -> EstimationTask:
+    """What an estimator may fit on: the train and validation splits, never the test split."""
+    spec = bt_host.registry.create("models", model_name)
+    info = bundle.info
+    outputs_field = "num_classes" if info.task == "classification" else "output_dim"
+
+    def build_network(outputs: int) -> torch.nn.Module:
+        return spec.build(dataclasses.replace(info, **{outputs_field: outputs}))
+
+    return EstimationTask(
+        info=info, train=bundle.train, val=bundle.val, model=model, model_name=model_name,
+        train_member=lambda seed: bt_models(model_name, info.name, seed=seed),
+        device=bt_config.device, seed=bt_config.seed, num_samples=bt_config.pick(**NUM_SAMPLES),
+        budget=bt_config.budget, build_network=build_network, recipe=spec.recipe(info, bt_config.budget),
+    )
+
+
+def fitted(estimator: UncertaintyEstimator, dataset: DataBundle, model: Any, bt_case: Any, bt_config: Any,
+           bt_host: Any, bt_models: Any) -> UncertaintyEstimator:
+    estimator.fit_checked(estimation_task(dataset, model, bt_case.model, bt_config, bt_host, bt_models))
+    return estimator
+
+
+def predict(estimator: UncertaintyEstimator, split: Split, bt_config: Any) -> Any:
+    return estimator.predict(split.x.to(bt_config.device), seed=bt_config.seed)
+
+
+def host(values: Any) -> np.ndarray:
+    return values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
+def uncertainty_scores(stats: Any) -> dict[str, np.ndarray]:
+    """Higher = more likely OOD: 1 - max prob, predictive entropy and mutual information."""
+    return {
+        "max-prob": 1.0 - host(stats.mean).max(1),
+        "entropy": host(stats.entropy),
+        "mi": host(stats.mutual_information),
+    }
+
+
+def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, params: dict[str, str]) -> None:
+    """Accuracy, NLL, Brier, ECE, AURC and the reliability diagram on a labelled set."""
+    bt_record("accuracy", metrics.accuracy(probs, labels), params=params)
+    bt_record("nll", metrics.nll(probs, labels), "nats", params=params)
+    bt_record("brier", metrics.brier(probs, labels), params=params)
+    bt_record("ece", metrics.ece(probs, labels), params=params)
+    confidence, correct = metrics.top_label(probs, labels)
+    bt_record("aurc", metrics.aurc(confidence, correct), params=params)
+    bt_record("e-aurc", metrics.e_aurc(confidence, correct), params=params)
+    diagram = metrics.reliability_diagram(probs, labels)
+    filled = diagram.count > 0
+    bt_record.series("reliability", diagram.confidence[filled], diagram.accuracy[filled],
+                     x_label="confidence", y_label="accuracy", params=params)
+    curve = metrics.risk_coverage(confidence, correct)
+    keep = np.unique(np.linspace(0, len(curve.coverage) - 1, CURVE_POINTS).round().astype(int))
+    bt_record.series("risk-coverage", curve.coverage[keep], curve.risk[keep],
+                     x_label="coverage", y_label="risk", params=params)
+
+
+@pytest.mark.bt(models=["lenet"], datasets=["digits-holdout"])
+def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host, bt_models,
+                                    bt_record) -> None:
+    fitted(estimator, dataset, model, bt_case, bt_config, bt_host, bt_models)
+    stats = predict(estimator, dataset.test, bt_config)
+    probs, labels = host(stats.mean), host(dataset.test.y).astype(np.int64)
+    assert probs.shape == (len(labels), dataset.info.num_classes)
+    record_labelled(bt_record, probs, labels, {})
+    scores_in = uncertainty_scores(stats)
+    bt_record("mean-mi", float(scores_in["mi"].mean()), "nats")
+    has_epistemic = bool(scores_in["mi"].max() > ZERO_MI)
+    for name, split in sorted(dataset.ood.items()):
+        params = {"ood": name}
+        ood_stats = predict(estimator, split, bt_config)
+        scores_out = uncertainty_scores(ood_stats)
+        bt_record("mean-mi", float(scores_out["mi"].mean()), "nats", params=params)
+        for score, s_in in scores_in.items():
+            if score == "mi" and not (has_epistemic or scores_out["mi"].max() > ZERO_MI):
+                continue  # a deterministic estimator: MI is identically zero, its AUROC 0.5 by ties
+            bt_record(f"auroc-{score}", metrics.ood_auroc(s_in, scores_out[score]), params=params)
+            bt_record(f"fpr95-{score}", metrics.fpr_at_95_tpr(s_in, scores_out[score]), params=params)
+        ood_labels = host(split.y).astype(np.int64)
+        if (ood_labels >= 0).all():  # a covariate shift of in-distribution classes
+            record_labelled(bt_record, host(ood_stats.mean), ood_labels, params)
+
+
+@pytest.mark.bt(models=["mlp"], datasets=["toy-regression"])
+def test_regression_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host, bt_models,
+                                bt_record) -> None:
+    fitted(estimator, dataset, model, bt_case, bt_config, bt_host, bt_models)
+    inside = record_regression(bt_record, predict(estimator, dataset.test, bt_config), dataset.test, {})
+    for name, split in sorted(dataset.ood.items()):
+        outside = record_regression(bt_record, predict(estimator, split, bt_config), split, {"ood": name})
+        bt_record("epistemic-ratio", outside / max(inside, 1e-30), params={"ood": name})
+    if dataset.info.input_shape == (1,):
+        record_band(bt_record, estimator, dataset, bt_config)
+
+
+def record_regression(bt_record: Any, moments: Any, split: Split, params: dict[str, str]) -> float:
+    """Gaussian NLL, RMSE, 90% coverage, mean epistemic and aleatoric variance; returns the
+    mean epistemic variance."""
+    mean, total = host(moments.mean), host(moments.total_variance)
+    target = host(split.y).reshape(mean.shape)
+    assert np.isfinite(mean).all() and (total >= 0).all()
+    total = np.maximum(total, np.finfo(np.float64).tiny)  # a zero variance gives an infinite NLL, not an error
+    bt_record("gaussian-nll", metrics.gaussian_nll(mean, total, target), "nats", params=params)
+    bt_record("rmse", metrics.rmse(mean, target), params=params)
+    bt_record("coverage-90", metrics.interval_coverage(mean, total, target, 0.9), params=params)
+    epistemic = float(host(moments.epistemic_variance).mean())
+    bt_record("epistemic-variance", epistemic, params=params)
+    bt_record("aleatoric-variance", float(host(moments.aleatoric_variance).mean()), params=params)
+    return epistemic
+
+
+def record_band(bt_record: Any, estimator: UncertaintyEstimator, dataset: DataBundle, bt_config: Any) -> None:
+    """The predictive band over a grid of the input box: mean, mean +- 2 sigma, and the
+    epistemic and aleatoric standard deviations."""
+    low, high = dataset.info.bounds
+    grid = torch.linspace(low, high, BAND_POINTS).reshape(-1, 1)
+    moments = predict(estimator, Split(grid, torch.zeros(BAND_POINTS, 1)), bt_config)
+    x = grid[:, 0].numpy()
+    mean, total = host(moments.mean)[:, 0], host(moments.total_variance)[:, 0]
+    two_sigma = 2.0 * np.sqrt(total)
+    for metric, y in (
+        ("band-mean", mean), ("band-lower", mean - two_sigma), ("band-upper", mean + two_sigma),
+        ("epistemic-std", np.sqrt(host(moments.epistemic_variance)[:, 0])),
+        ("aleatoric-std", np.sqrt(host(moments.aleatoric_variance)[:, 0])),
+    ):
+        bt_record.series(metric, x, y, x_label="x", y_label="y")

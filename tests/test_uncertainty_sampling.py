@@ -1,0 +1,91 @@
+"""Chunked Monte Carlo sampling: chunk plans, pass counts and order, and independence."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from benchtool_uncertainty import _sampling
+from benchtool_uncertainty._sampling import (
+    chunk_sizes,
+    forward_measuring_bytes,
+    passes_per_chunk,
+    sampled_in_chunks,
+    stochastic_passes,
+)
+
+CPU = torch.device("cpu")
+
+
+@given(total=st.integers(0, 500), per_chunk=st.integers(1, 64))
+def test_chunk_sizes_cover_the_total_in_bounded_chunks(total: int, per_chunk: int) -> None:
+    sizes = chunk_sizes(total, per_chunk)
+    assert sum(sizes) == total
+    assert all(1 <= size <= per_chunk for size in sizes)
+    assert sizes[:-1] == [per_chunk] * (len(sizes) - 1)
+
+
+@given(bytes_per_pass=st.integers(0, 1 << 30), passes=st.integers(1, 200))
+def test_passes_per_chunk_fits_the_budget(bytes_per_pass: int, passes: int) -> None:
+    for device in (CPU, torch.device("cuda", 0)):
+        chosen = passes_per_chunk(bytes_per_pass, passes, device)
+        assert 1 <= chosen <= passes
+        if chosen > 1:
+            assert chosen * bytes_per_pass <= _sampling.chunk_budget_bytes(device)
+
+
+def test_cpu_budget_is_smaller_than_the_gpu_budget_and_read_from_sysfs(tmp_path, monkeypatch) -> None:
+    level = tmp_path / "index2"
+    level.mkdir()
+    (level / "level").write_text("2\n")
+    (level / "size").write_text("1024K\n")
+    monkeypatch.setattr(_sampling, "SYSFS_CPU_CACHE", tmp_path)
+    _sampling.cpu_cache_bytes.cache_clear()
+    try:
+        assert _sampling.cpu_cache_bytes() == 1 << 20
+        monkeypatch.setattr(_sampling, "SYSFS_CPU_CACHE", tmp_path / "missing")
+        _sampling.cpu_cache_bytes.cache_clear()
+        assert _sampling.cpu_cache_bytes() == _sampling.CPU_CACHE_FALLBACK_BYTES
+    finally:
+        _sampling.cpu_cache_bytes.cache_clear()
+    assert _sampling.chunk_budget_bytes(CPU) < _sampling.chunk_budget_bytes(torch.device("cuda", 0))
+
+
+def test_forward_measuring_bytes_counts_every_leaf_output() -> None:
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    x = torch.randn(5, 4)
+    out, written = forward_measuring_bytes(model, x)
+    assert torch.equal(out, model(x))
+    assert written == (5 * 8 + 5 * 8 + 5 * 2) * 4
+    assert not model[0]._forward_hooks  # hooks removed
+
+
+@given(n=st.integers(1, 6), passes=st.integers(1, 12), per_call=st.one_of(st.none(), st.integers(1, 12)))
+def test_stochastic_passes_yield_every_pass_in_order(n: int, passes: int, per_call: int | None) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)).eval()
+    x = torch.randn(n, 1, 4, 4)
+    chunks = list(stochastic_passes(model, x, passes, passes_per_call=per_call))
+    stacked = torch.cat(chunks)
+    assert stacked.shape == (passes, n, 3)
+    assert torch.allclose(stacked, model(x).expand(passes, n, 3), atol=1e-6)  # no dropout: every pass alike
+
+
+def test_repeated_batch_draws_independent_dropout_masks() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 64), nn.Dropout(0.5), nn.Linear(64, 2))
+    model.eval()
+    model[1].train()
+    x = torch.randn(4, 3)
+    for per_call in (1, 8):
+        stacked = torch.cat(list(stochastic_passes(model, x, 8, passes_per_call=per_call)))
+        distinct = {tuple(row.flatten().tolist()) for row in stacked}
+        assert len(distinct) == 8, f"passes repeat with {per_call} passes per call"
+
+
+def test_sampled_in_chunks_sums_to_the_requested_count() -> None:
+    drawn = list(sampled_in_chunks(lambda t: torch.zeros(t, 2, 3), 37, bytes_per_sample=1 << 20, device=CPU))
+    assert sum(len(chunk) for chunk in drawn) == 37
+    assert max(len(chunk) for chunk in drawn) <= max(1, _sampling.chunk_budget_bytes(CPU) >> 20)

@@ -1,0 +1,65 @@
+"""End to end: the uncertainty suite at the small budget, for two estimators, records every
+metric per OOD set, the reliability diagrams and the regression band."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    folder = tmp_path_factory.mktemp("uncertainty_suite")
+    # one small process on a shared CI machine (numba too: its OpenMP layer would reset torch's threads)
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", BENCHTOOL_CACHE=str(folder / "cache"))
+    out = folder / "records.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchtool.cli", "run", "uncertainty", "--budget", "small", "--device", "cpu",
+         "--json", str(out), "-p", "no:store", "-k", "laplace-last-layer or softmax", "-q", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, env=env, cwd=folder, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def by_case(records: list[dict]) -> dict[tuple[str, str, str], dict[str, dict]]:
+    table: dict[tuple[str, str, str], dict[str, dict]] = defaultdict(dict)
+    for record in records:
+        table[(record["plugin"], record["dataset"], record["params"].get("ood", ""))][record["metric"]] = record
+    return table
+
+
+def test_classification_metrics_in_and_out_of_distribution(records: list[dict]) -> None:
+    table = by_case(records)
+    for plugin in ("softmax", "laplace-last-layer"):
+        inside = table[(plugin, "digits-holdout", "")]
+        assert {"accuracy", "nll", "brier", "ece", "aurc", "e-aurc", "mean-mi", "reliability"} <= set(inside)
+        assert inside["accuracy"]["value"] > 0.8
+        assert inside["reliability"]["series"]["x_label"] == "confidence"
+        for ood in ("heldout-classes", "noise", "rotated", "corrupted"):
+            scores = table[(plugin, "digits-holdout", ood)]
+            assert 0.5 < scores["auroc-entropy"]["value"] <= 1.0, (plugin, ood)
+            assert 0.0 <= scores["fpr95-max-prob"]["value"] <= 1.0
+        assert "accuracy" in table[(plugin, "digits-holdout", "rotated")]  # labelled shift
+        assert "accuracy" not in table[(plugin, "digits-holdout", "heldout-classes")]
+    assert "auroc-mi" not in table[("softmax", "digits-holdout", "heldout-classes")]  # MI is 0 at T = 1
+    assert "auroc-mi" in table[("laplace-last-layer", "digits-holdout", "heldout-classes")]
+
+
+def test_regression_metrics_and_band(records: list[dict]) -> None:
+    table = by_case(records)
+    assert not any(dataset == "toy-regression" for plugin, dataset, _ in table if plugin == "softmax")
+    inside = table[("laplace-last-layer", "toy-regression", "")]
+    assert {"gaussian-nll", "rmse", "coverage-90", "epistemic-variance", "aleatoric-variance"} <= set(inside)
+    assert {"band-mean", "band-lower", "band-upper", "epistemic-std", "aleatoric-std"} <= set(inside)
+    band = inside["band-upper"]["series"]
+    lower = inside["band-lower"]["series"]
+    assert len(band["x"]) == 200 and all(u >= v for u, v in zip(band["y"], lower["y"]))
+    for ood in ("gap", "extrapolation"):
+        assert table[("laplace-last-layer", "toy-regression", ood)]["epistemic-ratio"]["value"] > 0
+    assert table[("laplace-last-layer", "toy-regression", "extrapolation")]["epistemic-ratio"]["value"] > 1
