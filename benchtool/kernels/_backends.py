@@ -1,0 +1,289 @@
+"""The three places the predictive statistics run, behind one small interface.
+
+- ``cpu``: numba CPU kernels on NumPy arrays (torch CPU tensors are viewed, not copied);
+- ``cuda-numba``: numba.cuda kernels on CUDA tensors through ``__cuda_array_interface__``;
+- ``cuda-torch``: fused torch ops on the tensor's device, used when numba.cuda cannot run
+  (no driver it supports, no NVVM) or when ``BENCHTOOL_CUDA_KERNELS=torch`` asks for it.
+
+Each backend computes ``fused(probs)`` and the streaming ``new_state``/``update``/``finalize``
+with the same float64 state (count, mean and M2 per element, -sum p log p per row).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from benchtool.kernels import _cpu
+from benchtool.kernels._arrays import ArrayKind
+
+Outputs = tuple[Any, Any, Any, Any, Any]  # mean, variance, entropy, expected entropy, MI
+CUDA_KERNELS_ENV = "BENCHTOOL_CUDA_KERNELS"  # auto | numba | torch
+PASS_BUFFER = 8  # CPU streaming folds passes in groups of this many (see CpuBackend.update)
+
+
+@dataclass
+class PredictiveState:
+    """Float64 streaming state: memory O(N*C) whatever the number of passes."""
+
+    count: int  # passes folded into the arrays below
+    mean: Any  # (N, C)
+    m2: Any  # (N, C): sum of squared deviations from the running mean
+    neg_plogp: Any  # (N,): -sum over passes and classes of p*log(p)
+    pending: Any = None  # CPU: copies of up to PASS_BUFFER passes not folded in yet
+    pending_plogp: Any = None  # CPU: (N*C,) float32 sum of p*log(p) over the pending passes
+    n_pending: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every pass added, folded or pending."""
+        return self.count + self.n_pending
+
+
+class Backend(Protocol):
+    name: str
+
+    def fused(self, probs: Any, kind: ArrayKind) -> Outputs: ...
+
+    def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState: ...
+
+    def update(self, state: PredictiveState, chunk: Any) -> None: ...
+
+    def finalize(self, state: PredictiveState, kind: ArrayKind) -> Outputs: ...
+
+
+def _outputs(kind: ArrayKind, n: int, c: int) -> Outputs:
+    return kind.empty((n, c)), kind.empty((n, c)), kind.empty((n,)), kind.empty((n,)), kind.empty((n,))
+
+
+class _StateOfKind:
+    """State arrays allocated where the kind computes (NumPy or its CUDA device)."""
+
+    def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState:
+        return PredictiveState(0, kind.zeros((n, c)), kind.zeros((n, c)), kind.zeros((n,)))
+
+
+class CpuBackend(_StateOfKind):
+    """numba ``parallel=True`` kernels; each pass is read once."""
+
+    name = "cpu"
+
+    def fused(self, probs: np.ndarray, kind: ArrayKind) -> Outputs:
+        t, n, c = probs.shape
+        outs = _outputs(kind, n, c)
+        with _cpu.threads_for(probs.size):
+            _cpu.fused_predictive(probs.reshape(-1), t, n, c, *(o.reshape(-1) for o in outs))
+        return outs
+
+    def update(self, state: PredictiveState, chunk: np.ndarray) -> None:
+        """Fold chunks of >= PASS_BUFFER passes at once; stage smaller ones in the buffer.
+
+        Folding one pass at a time would read and write the whole float64 state (32 bytes
+        per element) for every 4-byte input element. Staging copies the pass while adding
+        its p*log(p) per element (compute-bound, so the copy is nearly free) and folds the
+        buffer every PASS_BUFFER passes, with each block's float64 state hot in cache.
+        """
+        t, n, c = chunk.shape
+        start = 0
+        while start < t:
+            if state.n_pending == 0 and t - start >= PASS_BUFFER:
+                self._fold(state, chunk[start:])
+                return
+            if state.pending is None or state.pending.dtype != chunk.dtype:
+                self._flush(state)
+                state.pending = np.empty((PASS_BUFFER, n, c), chunk.dtype)
+                state.pending_plogp = np.zeros(n * c, np.float32)
+            take = min(PASS_BUFFER - state.n_pending, t - start)
+            part = chunk[start : start + take]
+            slots = state.pending[state.n_pending : state.n_pending + take]
+            with _cpu.threads_for(part.size):
+                _cpu.stage_passes(part.reshape(-1), take, n, c, slots.reshape(-1), state.pending_plogp)
+            state.n_pending += take
+            start += take
+            if state.n_pending == PASS_BUFFER:
+                self._flush(state)
+
+    def _flush(self, state: PredictiveState) -> None:
+        if state.n_pending:
+            staged = state.pending[: state.n_pending]
+            n, c = state.mean.shape
+            with _cpu.threads_for(staged.size):
+                _cpu.fold_staged(
+                    staged.reshape(-1), state.n_pending, n, c, state.count,
+                    state.mean.reshape(-1), state.m2.reshape(-1), state.pending_plogp, state.neg_plogp,
+                )
+            state.count += state.n_pending
+            state.n_pending = 0
+
+    def _fold(self, state: PredictiveState, chunk: np.ndarray) -> None:
+        t, n, c = chunk.shape
+        with _cpu.threads_for(chunk.size):
+            _cpu.streaming_update(
+                chunk.reshape(-1), t, n, c, state.count, state.mean.reshape(-1), state.m2.reshape(-1), state.neg_plogp
+            )
+        state.count += t
+
+    def finalize(self, state: PredictiveState, kind: ArrayKind) -> Outputs:
+        self._flush(state)
+        n, c = state.mean.shape
+        outs = _outputs(kind, n, c)
+        flat_outs = (o.reshape(-1) for o in outs)
+        with _cpu.threads_for(state.mean.size):
+            _cpu.streaming_finalize(
+                state.count, n, c, state.mean.reshape(-1), state.m2.reshape(-1), state.neg_plogp, *flat_outs
+            )
+        return outs
+
+
+class NumbaCudaBackend(_StateOfKind):
+    """numba.cuda kernels on CUDA tensors, launched on torch's current stream."""
+
+    name = "cuda-numba"
+
+    @staticmethod
+    def _launch_env(x: Any) -> tuple[Any, Any, Any]:
+        import torch
+        from numba import cuda
+
+        from benchtool.kernels import _cuda
+
+        stream = cuda.external_stream(torch.cuda.current_stream(x.device).cuda_stream)
+        return _cuda, functools.partial(cuda.as_cuda_array, sync=False), stream
+
+    def fused(self, probs: Any, kind: ArrayKind) -> Outputs:
+        from numba import cuda
+
+        kernels, view, stream = self._launch_env(probs)
+        _, n, c = probs.shape
+        outs = _outputs(kind, n, c)
+        with cuda.gpus[probs.device.index or 0]:
+            kernels.fused(
+                view(probs), tuple(view(o) for o in outs), view(kind.zeros((n,))), view(kind.zeros((n,))), stream
+            )
+        return outs
+
+    def update(self, state: PredictiveState, chunk: Any) -> None:
+        from numba import cuda
+
+        kernels, view, stream = self._launch_env(chunk)
+        with cuda.gpus[chunk.device.index or 0]:
+            kernels.update(view(chunk), state.count, view(state.mean), view(state.m2), view(state.neg_plogp), stream)
+        state.count += chunk.shape[0]
+
+    def finalize(self, state: PredictiveState, kind: ArrayKind) -> Outputs:
+        from numba import cuda
+
+        kernels, view, stream = self._launch_env(state.mean)
+        n, c = state.mean.shape
+        outs = _outputs(kind, n, c)
+        with cuda.gpus[state.mean.device.index or 0]:
+            kernels.finalize(
+                state.count, view(state.mean), view(state.m2), view(state.neg_plogp),
+                tuple(view(o) for o in outs), view(kind.zeros((n,))), stream,
+            )
+        return outs
+
+
+class TorchBackend:
+    """Torch ops on the tensor's device: per chunk of passes one Welford ``var_mean`` and one
+    ``xlogy`` sum, merged into the float64 state (Chan, Golub & LeVeque 1979).
+
+    Runs on any torch device, so the tests exercise it on CPU tensors too.
+    """
+
+    name = "cuda-torch"
+    chunk_elements = 1 << 24  # bounds the xlogy temporary: 64 MiB of float32 per chunk
+
+    def fused(self, probs: Any, kind: ArrayKind) -> Outputs:
+        t, n, c = probs.shape
+        state = self.new_state(n, c, kind)
+        step = max(1, self.chunk_elements // max(1, n * c))
+        for start in range(0, t, step):
+            self.update(state, probs[start : start + step])
+        return self.finalize(state, kind)
+
+    def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState:
+        import torch
+
+        def zeros(*shape: int) -> Any:
+            return torch.zeros(shape, dtype=torch.float64, device=kind.torch_device)
+
+        return PredictiveState(0, zeros(n, c), zeros(n, c), zeros(n))
+
+    def update(self, state: PredictiveState, chunk: Any) -> None:
+        import torch
+
+        t = chunk.shape[0]
+        chunk_var, chunk_mean = torch.var_mean(chunk, dim=0, correction=0)
+        total = state.count + t
+        delta = chunk_mean.to(torch.float64) - state.mean
+        state.mean += delta * (t / total)
+        state.m2 += chunk_var.to(torch.float64) * t + delta.square_() * (state.count * t / total)
+        state.neg_plogp -= torch.special.xlogy(chunk, chunk).sum((0, 2), dtype=torch.float64)
+        state.count = total
+
+    def finalize(self, state: PredictiveState, kind: ArrayKind) -> Outputs:
+        import torch
+
+        entropy = -torch.special.xlogy(state.mean, state.mean).sum(-1)
+        expected = state.neg_plogp / state.count
+        dtype = getattr(torch, kind.dtype.name)
+        return (
+            state.mean.to(dtype),
+            (state.m2 / state.count).to(dtype),
+            entropy.to(dtype),
+            expected.to(dtype),
+            (entropy - expected).clamp_(min=0).to(dtype),
+        )
+
+
+CPU = CpuBackend()
+NUMBA_CUDA = NumbaCudaBackend()
+TORCH = TorchBackend()
+
+
+def backend_for(kind: ArrayKind) -> Backend:
+    """The backend for an array kind; CUDA honours ``BENCHTOOL_CUDA_KERNELS``."""
+    if not kind.on_cuda:
+        return CPU
+    choice = os.environ.get(CUDA_KERNELS_ENV, "auto")
+    if choice not in ("auto", "numba", "torch"):
+        raise ValueError(f"{CUDA_KERNELS_ENV}={choice!r}; expected one of: auto, numba, torch")
+    if choice == "torch":
+        return TORCH
+    problem = numba_cuda_problem()
+    if problem is None:
+        return NUMBA_CUDA
+    if choice == "numba":
+        raise RuntimeError(f"{CUDA_KERNELS_ENV}=numba but numba.cuda cannot run here: {problem}")
+    return TORCH
+
+
+@functools.cache
+def numba_cuda_problem() -> str | None:
+    """Why numba.cuda cannot run the kernels here (None when it can): probed once per process."""
+    reason = _probe_numba_cuda()
+    if reason is not None:
+        warnings.warn(f"benchtool.kernels: numba.cuda unusable ({reason}); using the torch CUDA path", stacklevel=3)
+    return reason
+
+
+def _probe_numba_cuda() -> str | None:
+    try:
+        import torch
+        from numba import cuda
+
+        if not cuda.is_available():
+            return "numba.cuda found no usable CUDA driver or device"
+        probe = torch.full((2, 1, 2), 0.5, device="cuda")
+        entropy = NUMBA_CUDA.fused(probe, ArrayKind.of(probe, "probe"))[2]
+        if abs(float(entropy[0]) - float(np.log(2.0))) > 1e-5:
+            return f"the probe kernel returned entropy {float(entropy[0])}, expected log 2"
+    except Exception as error:  # noqa: BLE001 - any failure (driver, NVVM, linker) means: use torch
+        return f"{type(error).__name__}: {error}"
+    return None

@@ -1,0 +1,141 @@
+"""numba.cuda kernels for the predictive statistics, on device arrays (no host copy).
+
+One thread per (sample, class) element walks the T passes: Welford mean/M2 in float64
+(Welford 1962) and ``p*log(p)`` in float32, four passes' loads issued together so enough
+bytes are in flight to approach the memory bandwidth. Per-row sums (entropies) go through
+float64 atomics. The launchers take anything numba.cuda accepts as a device array: torch
+CUDA tensors wrapped by ``cuda.as_cuda_array`` on a GPU, plain NumPy arrays under the
+simulator (``NUMBA_ENABLE_CUDASIM=1``), which is how the tests run these kernels on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from numba import cuda, float32, float64
+
+THREADS_PER_BLOCK = 256
+
+
+@cuda.jit(device=True, inline=True)
+def _plogp(p):  # type: ignore[no-untyped-def]
+    q = float32(p)
+    return float64(q * math.log(q)) if q > 0 else 0.0
+
+
+@cuda.jit(device=True, inline=True)
+def _welford(mean, m2, count, p):  # type: ignore[no-untyped-def]
+    delta = p - mean
+    mean += delta / count
+    return mean, m2 + delta * (p - mean)
+
+
+@cuda.jit(device=True, inline=True)
+def _walk_passes(probs, n, k, count0, mean, m2):  # type: ignore[no-untyped-def]
+    """Fold every pass of element (n, k) into (mean, m2); returns them and sum of p*log(p)."""
+    n_pass = probs.shape[0]
+    plogp = 0.0
+    t = 0
+    while t + 4 <= n_pass:
+        p0 = float64(probs[t, n, k])
+        p1 = float64(probs[t + 1, n, k])
+        p2 = float64(probs[t + 2, n, k])
+        p3 = float64(probs[t + 3, n, k])
+        mean, m2 = _welford(mean, m2, count0 + t + 1, p0)
+        mean, m2 = _welford(mean, m2, count0 + t + 2, p1)
+        mean, m2 = _welford(mean, m2, count0 + t + 3, p2)
+        mean, m2 = _welford(mean, m2, count0 + t + 4, p3)
+        plogp += (_plogp(p0) + _plogp(p1)) + (_plogp(p2) + _plogp(p3))
+        t += 4
+    while t < n_pass:
+        p = float64(probs[t, n, k])
+        mean, m2 = _welford(mean, m2, count0 + t + 1, p)
+        plogp += _plogp(p)
+        t += 1
+    return mean, m2, plogp
+
+
+@cuda.jit
+def _fused_elements(probs, mean_out, var_out, entropy_acc, neg_plogp_acc):  # type: ignore[no-untyped-def]
+    i = cuda.grid(1)
+    n_rows, c = mean_out.shape
+    if i >= n_rows * c:
+        return
+    n = i // c
+    k = i - n * c
+    mean, m2, plogp = _walk_passes(probs, n, k, 0, 0.0, 0.0)
+    mean_out[n, k] = mean
+    var_out[n, k] = m2 / probs.shape[0]
+    cuda.atomic.add(entropy_acc, n, -_plogp(mean))
+    cuda.atomic.add(neg_plogp_acc, n, -plogp)
+
+
+@cuda.jit
+def _update_elements(probs, count0, mean_state, m2_state, neg_plogp_state):  # type: ignore[no-untyped-def]
+    i = cuda.grid(1)
+    n_rows, c = mean_state.shape
+    if i >= n_rows * c:
+        return
+    n = i // c
+    k = i - n * c
+    mean, m2, plogp = _walk_passes(probs, n, k, count0, mean_state[n, k], m2_state[n, k])
+    mean_state[n, k] = mean
+    m2_state[n, k] = m2
+    cuda.atomic.add(neg_plogp_state, n, -plogp)
+
+
+@cuda.jit
+def _state_elements(count, mean_state, m2_state, mean_out, var_out, entropy_acc):  # type: ignore[no-untyped-def]
+    i = cuda.grid(1)
+    n_rows, c = mean_state.shape
+    if i >= n_rows * c:
+        return
+    n = i // c
+    k = i - n * c
+    mean = mean_state[n, k]
+    mean_out[n, k] = mean
+    var_out[n, k] = m2_state[n, k] / count
+    cuda.atomic.add(entropy_acc, n, -_plogp(mean))
+
+
+@cuda.jit
+def _finalize_rows(count, entropy_acc, neg_plogp_acc, ent_out, exp_out, mi_out):  # type: ignore[no-untyped-def]
+    n = cuda.grid(1)
+    if n >= entropy_acc.shape[0]:
+        return
+    entropy = entropy_acc[n]
+    expected = neg_plogp_acc[n] / count
+    ent_out[n] = entropy
+    exp_out[n] = expected
+    mi_out[n] = max(entropy - expected, 0.0)
+
+
+def _grid(size: int) -> int:
+    return max(1, (size + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK)
+
+
+def fused(probs: Any, outs: tuple[Any, ...], entropy_acc: Any, neg_plogp_acc: Any, stream: Any = 0) -> None:
+    """All statistics of ``probs[T, N, C]``; ``entropy_acc``/``neg_plogp_acc`` (N,) float64 zeros."""
+    mean_out, var_out, ent_out, exp_out, mi_out = outs
+    n_rows, c = mean_out.shape
+    _fused_elements[_grid(n_rows * c), THREADS_PER_BLOCK, stream](probs, mean_out, var_out, entropy_acc, neg_plogp_acc)
+    _finalize_rows[_grid(n_rows), THREADS_PER_BLOCK, stream](
+        probs.shape[0], entropy_acc, neg_plogp_acc, ent_out, exp_out, mi_out
+    )
+
+
+def update(probs: Any, count0: int, mean: Any, m2: Any, neg_plogp: Any, stream: Any = 0) -> None:
+    """Fold the passes of ``probs[t, N, C]`` into the float64 state (mean, m2, neg_plogp)."""
+    n_rows, c = mean.shape
+    _update_elements[_grid(n_rows * c), THREADS_PER_BLOCK, stream](probs, count0, mean, m2, neg_plogp)
+
+
+def finalize(
+    count: int, mean: Any, m2: Any, neg_plogp: Any, outs: tuple[Any, ...], entropy_acc: Any, stream: Any = 0
+) -> None:
+    """The statistics from the state; ``entropy_acc`` is an (N,) float64 zero scratch array."""
+    mean_out, var_out, ent_out, exp_out, mi_out = outs
+    n_rows, c = mean.shape
+    _state_elements[_grid(n_rows * c), THREADS_PER_BLOCK, stream](count, mean, m2, mean_out, var_out, entropy_acc)
+    _finalize_rows[_grid(n_rows), THREADS_PER_BLOCK, stream](count, entropy_acc, neg_plogp, ent_out, exp_out, mi_out)

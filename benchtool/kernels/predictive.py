@@ -1,0 +1,118 @@
+"""Statistics of T stochastic forward passes (MC dropout, ensembles, ...).
+
+With ``probs[t, n, c]`` the class probabilities of pass t (Gal & Ghahramani 2016):
+mean ``E_t[p]``, variance ``Var_t[p]`` (population, over T), entropy of the mean ``H[E_t p]``
+(total uncertainty, nats), expected entropy ``E_t[H[p_t]]`` (aleatoric) and their difference,
+the mutual information / BALD score (epistemic; Houlsby et al. 2011), clamped at 0.
+Convention: 0 * log 0 = 0. Accuracy: within 1e-5 (absolute) of a float64 NumPy reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from benchtool.kernels import _backends
+from benchtool.kernels._arrays import ArrayKind, check_probabilities, check_rank
+
+
+@dataclass(frozen=True)
+class PredictiveStats:
+    """Per-sample predictive statistics, in the input's array kind, device and dtype."""
+
+    mean: Any  # (N, C)
+    variance: Any  # (N, C), over passes
+    entropy: Any  # (N,), entropy of the mean: total uncertainty
+    expected_entropy: Any  # (N,), mean per-pass entropy: aleatoric
+    mutual_information: Any  # (N,), entropy - expected entropy, >= 0: epistemic (BALD)
+
+
+def _stats(kind: ArrayKind, outputs: _backends.Outputs) -> PredictiveStats:
+    return PredictiveStats(*(kind.wrap(o) for o in outputs))
+
+
+def predictive_stats(probs: Any, *, validate: bool = True) -> PredictiveStats:
+    """All five statistics of ``probs[T, N, C]`` (NumPy or torch, CPU or CUDA) in one read.
+
+    ``validate`` checks rank, finiteness, non-negativity and row sums (raising ValueError);
+    turn it off only where inputs are known good (the harness's hot loop).
+    """
+    kind = ArrayKind.of(probs, "probs")
+    check_rank(probs, "probs", (3,), "(T, N, C)")
+    if probs.shape[0] == 0:
+        raise ValueError("probs has no passes: shape (0, N, C); expected T >= 1")
+    if probs.shape[2] == 0:
+        raise ValueError(f"probs needs at least one class; got shape {tuple(probs.shape)}")
+    probs = kind.compute_array(probs, "probs")
+    if validate:
+        check_probabilities(probs, "probs")
+    return _stats(kind, _backends.backend_for(kind).fused(probs, kind))
+
+
+def _nbytes(array: Any) -> int:
+    return int(array.nbytes) if hasattr(array, "nbytes") else int(array.numel() * array.element_size())
+
+
+class StreamingPredictive:
+    """The statistics of :func:`predictive_stats`, fed one pass or a chunk of passes at a time.
+
+    Float64 state (running mean and M2 per element, Welford 1962, updated with groups of
+    passes as in Chan, Golub & LeVeque 1979): memory O(N*C) however many passes (on CPU
+    single passes are copied into a buffer of 8 and merged as a group). ``like`` (an array
+    or tensor) fixes the result kind, device and dtype; without it the first update does.
+    """
+
+    def __init__(self, n: int, c: int, *, like: Any = None) -> None:
+        if n < 0 or c < 1:
+            raise ValueError(f"StreamingPredictive needs n >= 0 samples and c >= 1 classes; got n={n}, c={c}")
+        self.n, self.c = n, c
+        self._kind: ArrayKind | None = None
+        self._state: _backends.PredictiveState | None = None
+        if like is not None:
+            self._start(ArrayKind.of(like, "like"))
+
+    def _start(self, kind: ArrayKind) -> None:
+        self._kind = kind
+        self._state = _backends.backend_for(kind).new_state(self.n, self.c, kind)
+
+    @property
+    def count(self) -> int:
+        """Passes accumulated so far."""
+        return 0 if self._state is None else self._state.total
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the accumulator holds: the float64 state plus, on CPU, a buffer of 8 passes
+        and their float32 p*log(p) sums; the same for 10 passes or 10,000."""
+        if self._state is None:
+            return 0
+        state = self._state
+        arrays = (state.mean, state.m2, state.neg_plogp, state.pending, state.pending_plogp)
+        return sum(_nbytes(a) for a in arrays if a is not None)
+
+    def update(self, probs: Any, *, validate: bool = True) -> None:
+        """Add one pass ``(N, C)`` or a chunk of passes ``(t, N, C)``."""
+        if self._kind is None:
+            self._start(ArrayKind.of(probs, "probs"))
+        assert self._kind is not None and self._state is not None
+        check_rank(probs, "probs", (2, 3), "(N, C) or (t, N, C)")
+        if tuple(probs.shape[-2:]) != (self.n, self.c):
+            raise ValueError(f"probs has shape {tuple(probs.shape)}; expected (N, C) = ({self.n}, {self.c}) last")
+        chunk = self._kind.compute_array(probs, "probs")
+        if validate:
+            check_probabilities(chunk, "probs")
+        if chunk.ndim == 2:
+            chunk = chunk[None]
+        if chunk.shape[0]:
+            _backends.backend_for(self._kind).update(self._state, chunk)
+
+    def compute(self) -> PredictiveStats:
+        """The statistics of every pass so far (the state is kept: more updates may follow)."""
+        if self._state is None or self._state.total == 0 or self._kind is None:
+            raise ValueError("StreamingPredictive.compute() before any pass was added; call update() first")
+        return _stats(self._kind, _backends.backend_for(self._kind).finalize(self._state, self._kind))
+
+    def reset(self) -> None:
+        """Forget every pass (keeps the result kind)."""
+        if self._kind is not None:
+            self._start(self._kind)

@@ -1,0 +1,55 @@
+"""Selective prediction: risk-coverage curve and the area under it (Geifman et al. 2019).
+
+Samples are accepted in order of decreasing confidence; at coverage k/N the risk is the
+error rate among the k accepted. Equal confidences cannot be ordered, so within a tie the
+expected error count is used (the curve does not depend on the order of tied samples).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchtool.metrics._inputs import correctness, floats
+
+
+@dataclass(frozen=True)
+class RiskCoverage:
+    """Risk at each coverage k/N, k = 1..N."""
+
+    coverage: np.ndarray
+    risk: np.ndarray
+
+
+def risk_coverage(confidence: Any, correct: Any) -> RiskCoverage:
+    """The risk-coverage curve, accepting the most confident samples first."""
+    conf = floats(confidence, "confidence")
+    if len(conf) == 0:
+        raise ValueError("confidence has no samples; expected N >= 1")
+    errors = (~correctness(correct, len(conf))).astype(np.float64)
+    order = np.argsort(-conf, kind="stable")
+    conf, errors = conf[order], errors[order]
+    starts = np.flatnonzero(np.r_[True, conf[1:] != conf[:-1]])
+    sizes = np.diff(np.r_[starts, len(conf)])
+    group_errors = np.add.reduceat(errors, starts)
+    errors_before = np.r_[0.0, np.cumsum(group_errors)[:-1]]
+    group = np.repeat(np.arange(len(starts)), sizes)
+    k = np.arange(1, len(conf) + 1)
+    expected_errors = errors_before[group] + (k - starts[group]) * group_errors[group] / sizes[group]
+    return RiskCoverage(k / len(conf), expected_errors / k)
+
+
+def aurc(confidence: Any, correct: Any) -> float:
+    """AURC: the mean risk over coverages 1/N..1 (lower is better). Not excess-corrected."""
+    return float(risk_coverage(confidence, correct).risk.mean())
+
+
+def e_aurc(confidence: Any, correct: Any) -> float:
+    """E-AURC: AURC minus that of an oracle ranking every error last (Geifman et al. 2019)."""
+    n = len(floats(confidence, "confidence"))
+    n_errors = int((~correctness(correct, n)).sum())
+    k = np.arange(1, n + 1)
+    optimal = (np.maximum(0, k - (n - n_errors)) / k).mean()
+    return aurc(confidence, correct) - float(optimal)

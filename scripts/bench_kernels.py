@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""Side-by-side speed of the predictive-statistics kernels (issue 5): one run, ratios printed.
+
+CPU (default), for each shape: ``predictive_stats`` against the straightforward NumPy
+implementation (target >= 8x) and against a parallel numba sum over the same bytes on the
+same threads (target >= 40% of that read bandwidth); ``StreamingPredictive`` fed one pass at
+a time against the fused kernel (target <= 1.5x); streaming peak memory at T=10 and T=200.
+
+``--device cuda``: achieved GB/s of the CUDA paths (numba.cuda kernels and the fused torch
+fallback) against a torch reduction over the same tensor, plus a float64 accuracy check.
+Timings are the best of ``--repeats`` rounds, methods interleaved within each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+SHAPES = ((50, 20000, 10), (30, 2000, 1000))
+TARGETS = {"vs_numpy": 8.0, "of_bandwidth": 0.40, "stream_over_fused": 1.5}
+
+
+def best_times(
+    fns: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None] = lambda: None
+) -> dict[str, float]:
+    """Best wall time of each function over ``repeats`` interleaved rounds (after a warm-up)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for fn in fns.values():
+        fn()
+    sync()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def random_probs(shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    probs = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    probs /= probs.sum(-1, keepdims=True)
+    return probs
+
+
+def streaming_peak_bytes(n: int, c: int, n_pass: int) -> int:
+    """Peak bytes traced while streaming ``n_pass`` passes (inputs cycled from a fixed pool)."""
+    from benchtool.kernels import StreamingPredictive
+
+    pool = random_probs((4, n, c), seed=1)
+    tracemalloc.start()
+    acc = StreamingPredictive(n, c)
+    for t in range(n_pass):
+        acc.update(pool[t % 4], validate=False)
+    acc.compute()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | None) -> None:
+    import numba
+
+    if threads:
+        numba.set_num_threads(threads)
+
+    from benchtool.kernels import StreamingPredictive, predictive_stats
+    from benchtool.kernels.reference import predictive_stats_reference, read_bandwidth_sum
+
+    print(f"CPU: {os.cpu_count()} cores, numba threads={numba.get_num_threads()}")
+    for shape in shapes:
+        probs = random_probs(shape)
+        t, n, c = shape
+
+        def streamed(probs: np.ndarray = probs) -> object:
+            acc = StreamingPredictive(n, c)
+            for k in range(t):
+                acc.update(probs[k], validate=False)
+            return acc.compute()
+
+        times = best_times(
+            {
+                "read_sum": lambda: read_bandwidth_sum(probs),
+                "fused": lambda: predictive_stats(probs, validate=False),
+                "fused+validate": lambda: predictive_stats(probs),
+                "stream/pass": streamed,
+                "numpy": lambda: predictive_stats_reference(probs),
+            },
+            repeats,
+        )
+        gb = probs.nbytes / 1e9
+        print(f"\nshape {shape} float32, {gb * 1e3:.0f} MB")
+        for name, seconds in times.items():
+            print(f"  {name:15s} {seconds * 1e3:9.2f} ms  {gb / seconds:7.2f} GB/s")
+        ratios = {
+            "vs_numpy": times["numpy"] / times["fused"],
+            "of_bandwidth": times["read_sum"] / times["fused"],
+            "stream_over_fused": times["stream/pass"] / times["fused"],
+        }
+        for key, value in ratios.items():
+            target = TARGETS[key]
+            ok = value <= target if key == "stream_over_fused" else value >= target
+            sign = "<=" if key == "stream_over_fused" else ">="
+            print(f"  {key:18s} {value:6.2f}  (target {sign} {target})  {'ok' if ok else 'MISSED'}")
+        print(f"  validation overhead {times['fused+validate'] / times['fused']:.2f}x")
+    n, c = shapes[0][1:]
+    peaks = {n_pass: streaming_peak_bytes(n, c, n_pass) for n_pass in (10, 200)}
+    listed = ", ".join(f"T={k}: {v / 1e6:.2f} MB" for k, v in peaks.items())
+    print(f"\nstreaming peak traced memory, N={n} C={c}: {listed}")
+    print(f"  (float64 state {8 * (2 * n * c + n) / 1e6:.2f} MB; one float32 pass {4 * n * c / 1e6:.2f} MB)")
+
+
+def run_cuda(shapes: list[tuple[int, int, int]], repeats: int, threads: int | None) -> None:
+    import torch
+
+    from benchtool.kernels import StreamingPredictive, predictive_stats
+    from benchtool.kernels._backends import CUDA_KERNELS_ENV, numba_cuda_problem
+
+    device = torch.device("cuda")
+    print(f"CUDA: {torch.cuda.get_device_name(device)}, torch {torch.version.cuda}")
+    problem = numba_cuda_problem()
+    paths = ["torch"] if problem else ["numba", "torch"]
+    if problem:
+        print(f"  numba.cuda unusable: {problem}")
+    sync = torch.cuda.synchronize
+    for shape in shapes:
+        probs = torch.rand(shape, device=device)
+        probs /= probs.sum(-1, keepdim=True)
+        t, n, c = shape
+        fns: dict[str, Callable[[], object]] = {"torch sum(0)": lambda: probs.sum(0)}
+        for path in paths:
+
+            def fused(path: str = path) -> object:
+                os.environ[CUDA_KERNELS_ENV] = path
+                return predictive_stats(probs, validate=False)
+
+            def streamed(path: str = path) -> object:
+                os.environ[CUDA_KERNELS_ENV] = path
+                acc = StreamingPredictive(n, c, like=probs)
+                for k in range(t):
+                    acc.update(probs[k], validate=False)
+                return acc.compute()
+
+            fns[f"{path} fused"] = fused
+            fns[f"{path} stream/pass"] = streamed
+        times = best_times(fns, repeats, sync)
+        gb = probs.numel() * 4 / 1e9
+        print(f"\nshape {shape} float32, {gb * 1e3:.0f} MB")
+        for name, seconds in times.items():
+            frac = times["torch sum(0)"] / seconds
+            print(f"  {name:20s} {seconds * 1e3:8.3f} ms  {gb / seconds:8.1f} GB/s  ({frac:.0%} of torch sum)")
+        sample = probs[:, :256].double()
+        mean = sample.mean(0)
+        entropy = -torch.special.xlogy(mean, mean).sum(-1)
+        expected = -torch.special.xlogy(sample, sample).sum(-1).mean(0)
+        for path in paths:
+            os.environ[CUDA_KERNELS_ENV] = path
+            stats = predictive_stats(probs[:, :256].contiguous())
+            assert stats.mean.device.type == "cuda", "results left the device"
+            errors = [
+                float((stats.entropy.double() - entropy).abs().max()),
+                float((stats.mutual_information.double() - (entropy - expected).clamp(min=0)).abs().max()),
+                float((stats.variance.double() - sample.var(0, correction=0)).abs().max()),
+            ]
+            print(f"  {path}: max abs error vs float64 torch: entropy {errors[0]:.1e}, "
+                  f"MI {errors[1]:.1e}, var {errors[2]:.1e}")
+    os.environ.pop(CUDA_KERNELS_ENV, None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="numba threads on CPU (default: all cores)")
+    default_shapes = ",".join("x".join(map(str, s)) for s in SHAPES)
+    parser.add_argument("--shapes", default=default_shapes, help="T x N x C list, e.g. 50x20000x10,30x2000x1000")
+    args = parser.parse_args()
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    (run_cuda if args.device == "cuda" else run_cpu)(shapes, args.repeats, args.threads)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
