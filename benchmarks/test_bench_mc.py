@@ -4,7 +4,6 @@ it must not fall behind (``scripts/bench_mc_sampling.py`` prints the ratios side
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,12 +17,7 @@ PASSES = 30
 DIGITS = DatasetInfo("digits", "classification", (1, 8, 8), 10, (0.0, 1.0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

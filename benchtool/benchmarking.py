@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,13 @@ def synchronized_timer() -> float:
     if torch is not None and torch.cuda.is_initialized():
         torch.cuda.synchronize()
     return time.perf_counter()
+
+
+def time_call(run: Callable[[], object]) -> float:
+    """Seconds ``run()`` takes, queued CUDA work included (the scripts' side-by-side timer)."""
+    start = synchronized_timer()
+    run()
+    return synchronized_timer() - start
 
 
 def gpu_machine_info() -> dict[str, Any]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from benchtool.benchmarking import time_call
 from benchtool.config import resolve_device
 from benchtool.contracts.data import DatasetInfo
 from benchtool.models.nets import MLP, LeNet
@@ -42,15 +41,6 @@ def run_sampling(network: nn.Module, x: torch.Tensor, passes: int, per_call: int
     for chunk in stochastic_passes(network, x, passes, passes_per_call=per_call):
         torch.softmax(chunk, dim=-1)
 
-
-def timed(run: Callable[[], None], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -83,7 +73,7 @@ def main() -> None:
                 times: dict[str, list[float]] = {mode: [] for mode in MODES}
                 for _ in range(args.repeats):
                     for mode in MODES:
-                        times[mode].append(timed(lambda: run_sampling(network, x, args.passes, per_call[mode]), device))
+                        times[mode].append(time_call(lambda: run_sampling(network, x, args.passes, per_call[mode])))
                 loop, batched, adaptive = (statistics.median(times[m]) for m in MODES)
                 print(f"{name:22} {n:5d} {chunk:5d} {loop * 1e3:9.2f} {batched * 1e3:11.2f} {adaptive * 1e3:12.2f} "
                       f"{batched / loop:13.2f} {adaptive / loop:14.2f} {loop / adaptive:14.2f}")

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from benchtool.benchmarking import time_call
 from benchtool.config import resolve_device
 from benchtool.data import load_dataset
 from benchtool.data.digits import Digits
@@ -38,15 +38,6 @@ def hand_written_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, e
         x_adv = torch.clamp(x + delta, 0.0, 1.0)
     return x_adv
 
-
-def timed(run: Callable[[], torch.Tensor], device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -88,7 +79,7 @@ def main() -> None:
     times: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(args.repeats):
         for name, run in methods.items():
-            times[name].append(timed(run, device))
+            times[name].append(time_call(run))
     name_of_device = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"PGD-{args.steps} on lenet/digits, batch {args.batch}, {name_of_device}, torch {torch.__version__}, "
           f"median of {args.repeats} interleaved runs:")
