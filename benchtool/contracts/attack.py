@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchtool.contracts._params import merge_hyperparams
 from benchtool.contracts._state import ModelSnapshot, verify_untouched
 from benchtool.contracts.data import DatasetInfo
 from benchtool.errors import ContractViolation
@@ -154,13 +155,8 @@ class Attack(ABC):
     budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, **hyperparams: Any) -> None:
-        unknown = sorted(set(hyperparams) - set(self.defaults))
-        if unknown:
-            raise TypeError(
-                f"attack {self.name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(self.defaults)}"
-            )
         self.explicit: dict[str, Any] = dict(hyperparams)
-        self.params: dict[str, Any] = {**self.defaults, **hyperparams}
+        self.params: dict[str, Any] = merge_hyperparams("attack", self.name, self.defaults, hyperparams)
 
     def at_budget(self, budget: str) -> Attack:
         """A fresh attack with this run budget's ``budget_overrides`` under the explicitly set

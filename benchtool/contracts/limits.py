@@ -14,18 +14,12 @@ from typing import Any, ClassVar, Literal, final
 
 import torch
 
+from benchtool.contracts._params import merge_hyperparams
 from benchtool.contracts._state import verify_untouched
 from benchtool.errors import ContractViolation
 
 TaskKind = Literal["classification", "regression"]
 TASK_KINDS: tuple[str, ...] = ("classification", "regression")
-
-
-def _merge_hyperparams(kind: str, name: str, defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise TypeError(f"{kind} {name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(defaults)}")
-    return {**defaults, **given}
 
 
 @dataclass(frozen=True)
@@ -56,7 +50,7 @@ class LossWeighting(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hyperparams: Any) -> None:
-        self.params: dict[str, Any] = _merge_hyperparams("loss weighting", self.name, self.defaults, hyperparams)
+        self.params: dict[str, Any] = merge_hyperparams("loss weighting", self.name, self.defaults, hyperparams)
         self.tasks: tuple[TaskSpec, ...] = ()
 
     # --- what a plugin implements ---------------------------------------------------
@@ -173,7 +167,7 @@ class TargetFunction(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hyperparams: Any) -> None:
-        self.params: dict[str, Any] = _merge_hyperparams("target function", self.name, self.defaults, hyperparams)
+        self.params: dict[str, Any] = merge_hyperparams("target function", self.name, self.defaults, hyperparams)
 
     @property
     def dim(self) -> int:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import numpy as np
 
+from benchtool.contracts._params import merge_hyperparams
 from benchtool.errors import BenchtoolError, ContractViolation, UsageError
 
 if TYPE_CHECKING:
@@ -257,12 +258,7 @@ class SearchStrategy(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hyperparams: Any) -> None:
-        unknown = sorted(set(hyperparams) - set(self.defaults))
-        if unknown:
-            raise TypeError(
-                f"strategy {self.name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(self.defaults)}"
-            )
-        self.params: dict[str, Any] = {**self.defaults, **hyperparams}
+        self.params: dict[str, Any] = merge_hyperparams("strategy", self.name, self.defaults, hyperparams)
         self.__space: SearchSpace | None = None
         self.__outstanding: dict[int, Trial] = {}
         self.__asks = 0

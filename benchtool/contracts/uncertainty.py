@@ -12,6 +12,7 @@ from typing import Any, ClassVar, final
 import torch
 from torch import nn
 
+from benchtool.contracts._params import merge_hyperparams
 from benchtool.contracts._state import ModelSnapshot, verify_untouched
 from benchtool.contracts.data import DatasetInfo, Split, Task
 from benchtool.contracts.model import TrainRecipe
@@ -63,12 +64,7 @@ class UncertaintyEstimator(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hyperparams: Any) -> None:
-        unknown = sorted(set(hyperparams) - set(self.defaults))
-        if unknown:
-            raise TypeError(
-                f"estimator {self.name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(self.defaults)}"
-            )
-        self.params: dict[str, Any] = {**self.defaults, **hyperparams}
+        self.params: dict[str, Any] = merge_hyperparams("estimator", self.name, self.defaults, hyperparams)
         self.task: EstimationTask | None = None
 
     @abstractmethod
