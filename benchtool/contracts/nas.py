@@ -164,6 +164,16 @@ class SearchSpace(ABC):
         return self._complete([], {}, rng)
 
     @final
+    def sample_unseen(self, rng: np.random.Generator, seen: set[Architecture], tries: int = 100) -> Architecture:
+        """A uniform sample not in ``seen``, drawing up to ``tries`` times before accepting
+        a repeat (so a nearly exhausted space never loops forever)."""
+        for _ in range(tries):
+            arch = self.sample(rng)
+            if arch not in seen:
+                break
+        return arch
+
+    @final
     def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
         """``arch`` with one decision changed to a different value (Real et al. 2019);
         decisions the change activates are sampled, the others keep their values."""

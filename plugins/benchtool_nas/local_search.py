@@ -9,7 +9,6 @@ from benchtool import hookimpl
 from benchtool.contracts.nas import Architecture, SearchStrategy, Trial
 from benchtool.errors import UsageError
 
-MAX_RESAMPLES = 100  # draws to find an unseen architecture before accepting a repeat
 FAILED = float("-inf")
 
 
@@ -83,10 +82,7 @@ class LocalSearch(SearchStrategy):
         self._queue = [self._neighbourhood[i] for i in order if self._neighbourhood[i] not in self._asked]
 
     def _random_unseen(self) -> Architecture:
-        for _ in range(MAX_RESAMPLES):
-            arch = self.space.sample(self.rng)
-            if arch not in self._asked:
-                break
+        arch = self.space.sample_unseen(self.rng, self._asked)
         self._asked.add(arch)
         return arch
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from benchtool import hookimpl
 from benchtool.contracts.nas import Architecture, SearchStrategy, Trial
 
-MAX_RESAMPLES = 100  # draws to find an unseen architecture before accepting a repeat
-
 
 class RandomSearch(SearchStrategy):
     """Uniform random architectures, without repeats while unseen ones are easy to find
@@ -18,10 +16,7 @@ class RandomSearch(SearchStrategy):
         self._asked: set[Architecture] = set()
 
     def propose(self) -> Architecture:
-        for _ in range(MAX_RESAMPLES):
-            arch = self.space.sample(self.rng)
-            if arch not in self._asked:
-                break
+        arch = self.space.sample_unseen(self.rng, self._asked)
         self._asked.add(arch)
         return arch
 
