@@ -53,6 +53,20 @@ def test_streaming_one_pass_at_a_time(benchmark, probs: np.ndarray) -> None:
     assert np.isfinite(stats.entropy).all()
 
 
+def test_streaming_one_pass_at_a_time_reset(benchmark, probs: np.ndarray) -> None:
+    t, n, c = probs.shape
+    acc = StreamingPredictive(n, c)
+
+    def streamed():  # type: ignore[no-untyped-def]
+        acc.reset()
+        for k in range(t):
+            acc.update(probs[k], validate=False)
+        return acc.compute()
+
+    stats = _run(benchmark, probs, streamed)
+    assert acc.count == t and np.isfinite(stats.entropy).all()
+
+
 def test_numpy_baseline(benchmark, probs: np.ndarray) -> None:
     result = _run(benchmark, probs, lambda: predictive_stats_reference(probs), rounds=2)
     assert result["mean"].shape == probs.shape[1:]

@@ -7,12 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchtool.kernels import StreamingPredictive, predictive_stats
 from benchtool.kernels._arrays import ArrayKind, check_probabilities
-from benchtool.kernels._backends import PASS_BUFFER, TORCH
+from benchtool.kernels._backends import TORCH
+from benchtool.kernels._cpu import FOLD_EVERY
 from benchtool.kernels.reference import predictive_stats_reference
 
 FIELDS = ("mean", "variance", "entropy", "expected_entropy", "mutual_information")
@@ -77,7 +78,37 @@ def test_streaming_equals_fused(shape, seed, chunks) -> None:
     for t in range(start, shape[0]):
         acc.update(probs[t])
     assert acc.count == shape[0]
-    streamed, fused = acc.compute(), predictive_stats(probs)
+    assert_streamed_equals_fused(acc.compute(), probs)
+
+
+@settings(max_examples=25)
+@given(
+    shape=st.sampled_from([(20, 3800, 10), (19, 21, 3000), (9, 1, 5000)]),
+    seed=st.integers(0, 2**32 - 1),
+    chunks=st.lists(st.integers(0, 11), max_size=5),
+)
+def test_streaming_across_many_blocks(shape, seed, chunks) -> None:
+    """Enough element blocks (up to 21) that every group offset occurs; compute() between
+    updates sees exactly the passes so far and leaves the state intact; reset() reuses it."""
+    probs = make_probs(np.random.default_rng(seed), shape, "zeros", np.float32)
+    acc = StreamingPredictive(shape[1], shape[2])
+    for replay in range(2):
+        start = 0
+        for size in chunks:
+            acc.update(probs[start : start + size], validate=False)
+            start = min(start + size, shape[0])
+            if start:
+                assert_streamed_equals_fused(acc.compute(), probs[:start])
+        for t in range(start, shape[0]):
+            acc.update(probs[t], validate=False)
+        assert acc.count == shape[0]
+        assert_streamed_equals_fused(acc.compute(), probs)
+        acc.reset()
+        assert acc.count == 0
+
+
+def assert_streamed_equals_fused(streamed: object, probs: np.ndarray) -> None:
+    fused = predictive_stats(probs, validate=False)
     for field in FIELDS:
         np.testing.assert_allclose(getattr(streamed, field), getattr(fused, field), rtol=0, atol=2e-6, err_msg=field)
 
@@ -166,8 +197,8 @@ def test_streaming_state_size_does_not_grow_with_passes() -> None:
     for _ in range(199):
         acc.update(probs, validate=False)
     assert acc.count == 200
-    state, pass_buffer = 8 * (2 * n * c + n), (PASS_BUFFER + 1) * n * c * 4
-    assert acc.nbytes == after_one == state + pass_buffer
+    state, ring = 8 * (2 * n * c + n), (FOLD_EVERY - 1) * n * c * 4
+    assert acc.nbytes == after_one == state + ring
 
 
 def test_reset_forgets_passes() -> None:

@@ -24,25 +24,17 @@ from benchtool.kernels._arrays import ArrayKind
 
 Outputs = tuple[Any, Any, Any, Any, Any]  # mean, variance, entropy, expected entropy, MI
 CUDA_KERNELS_ENV = "BENCHTOOL_CUDA_KERNELS"  # auto | numba | torch
-PASS_BUFFER = 8  # CPU streaming folds passes in groups of this many (see CpuBackend.update)
 
 
 @dataclass
 class PredictiveState:
     """Float64 streaming state: memory O(N*C) whatever the number of passes."""
 
-    count: int  # passes folded into the arrays below
+    count: int  # passes added
     mean: Any  # (N, C)
     m2: Any  # (N, C): sum of squared deviations from the running mean
     neg_plogp: Any  # (N,): -sum over passes and classes of p*log(p)
-    pending: Any = None  # CPU: copies of up to PASS_BUFFER passes not folded in yet
-    pending_plogp: Any = None  # CPU: (N*C,) float32 sum of p*log(p) over the pending passes
-    n_pending: int = 0
-
-    @property
-    def total(self) -> int:
-        """Every pass added, folded or pending."""
-        return self.count + self.n_pending
+    ring: Any = None  # CPU: ((FOLD_EVERY-1)*N*C,) copies of each block's not yet merged passes
 
 
 class Backend(Protocol):
@@ -54,6 +46,8 @@ class Backend(Protocol):
 
     def update(self, state: PredictiveState, chunk: Any) -> None: ...
 
+    def reset(self, state: PredictiveState) -> None: ...
+
     def finalize(self, state: PredictiveState, kind: ArrayKind) -> Outputs: ...
 
 
@@ -61,15 +55,8 @@ def _outputs(kind: ArrayKind, n: int, c: int) -> Outputs:
     return kind.empty((n, c)), kind.empty((n, c)), kind.empty((n,)), kind.empty((n,)), kind.empty((n,))
 
 
-class _StateOfKind:
-    """State arrays allocated where the kind computes (NumPy or its CUDA device)."""
-
-    def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState:
-        return PredictiveState(0, kind.zeros((n, c)), kind.zeros((n, c)), kind.zeros((n,)))
-
-
-class CpuBackend(_StateOfKind):
-    """numba ``parallel=True`` kernels; each pass is read once."""
+class CpuBackend:
+    """numba ``parallel=True`` kernels; each pass is read once, whether fused or streamed."""
 
     name = "cpu"
 
@@ -80,67 +67,63 @@ class CpuBackend(_StateOfKind):
             _cpu.fused_predictive(probs.reshape(-1), t, n, c, *(o.reshape(-1) for o in outs))
         return outs
 
+    def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState:
+        """Everything but the row sums starts uninitialised: the kernels write each array
+        before reading it, so its pages are touched once (a zeroed array that is then
+        read-modify-written faults twice)."""
+        return PredictiveState(
+            0, np.empty((n, c)), np.empty((n, c)), np.zeros(n),
+            ring=np.empty((_cpu.FOLD_EVERY - 1) * n * c, kind.dtype),
+        )
+
     def update(self, state: PredictiveState, chunk: np.ndarray) -> None:
-        """Fold chunks of >= PASS_BUFFER passes at once; stage smaller ones in the buffer.
-
-        Folding one pass at a time would read and write the whole float64 state (32 bytes
-        per element) for every 4-byte input element. Staging copies the pass while adding
-        its p*log(p) per element (compute-bound, so the copy is nearly free) and folds the
-        buffer every PASS_BUFFER passes, with each block's float64 state hot in cache.
-        """
+        """Add passes; each block of elements merges its groups of FOLD_EVERY passes into the
+        float64 state, the earlier passes of a group waiting in the ring (see
+        :func:`benchtool.kernels._cpu.streaming_update`)."""
         t, n, c = chunk.shape
-        start = 0
-        while start < t:
-            if state.n_pending == 0 and t - start >= PASS_BUFFER:
-                self._fold(state, chunk[start:])
-                return
-            if state.pending is None or state.pending.dtype != chunk.dtype:
-                self._flush(state)
-                state.pending = np.empty((PASS_BUFFER, n, c), chunk.dtype)
-                state.pending_plogp = np.zeros(n * c, np.float32)
-            take = min(PASS_BUFFER - state.n_pending, t - start)
-            part = chunk[start : start + take]
-            slots = state.pending[state.n_pending : state.n_pending + take]
-            with _cpu.threads_for(part.size):
-                _cpu.stage_passes(part.reshape(-1), take, n, c, slots.reshape(-1), state.pending_plogp)
-            state.n_pending += take
-            start += take
-            if state.n_pending == PASS_BUFFER:
-                self._flush(state)
-
-    def _flush(self, state: PredictiveState) -> None:
-        if state.n_pending:
-            staged = state.pending[: state.n_pending]
-            n, c = state.mean.shape
-            with _cpu.threads_for(staged.size):
-                _cpu.fold_staged(
-                    staged.reshape(-1), state.n_pending, n, c, state.count,
-                    state.mean.reshape(-1), state.m2.reshape(-1), state.pending_plogp, state.neg_plogp,
-                )
-            state.count += state.n_pending
-            state.n_pending = 0
-
-    def _fold(self, state: PredictiveState, chunk: np.ndarray) -> None:
-        t, n, c = chunk.shape
+        chunk = chunk.astype(state.ring.dtype, copy=False)
         with _cpu.threads_for(chunk.size):
             _cpu.streaming_update(
-                chunk.reshape(-1), t, n, c, state.count, state.mean.reshape(-1), state.m2.reshape(-1), state.neg_plogp
+                chunk.reshape(-1), t, n, c, state.count, state.ring,
+                state.mean.reshape(-1), state.m2.reshape(-1), state.neg_plogp,
             )
         state.count += t
 
+    def reset(self, state: PredictiveState) -> None:
+        """Forget every pass but keep the arrays (already faulted in): only the row sums are
+        read before they are written."""
+        state.count = 0
+        state.neg_plogp.fill(0.0)
+
     def finalize(self, state: PredictiveState, kind: ArrayKind) -> Outputs:
-        self._flush(state)
         n, c = state.mean.shape
         outs = _outputs(kind, n, c)
-        flat_outs = (o.reshape(-1) for o in outs)
         with _cpu.threads_for(state.mean.size):
             _cpu.streaming_finalize(
-                state.count, n, c, state.mean.reshape(-1), state.m2.reshape(-1), state.neg_plogp, *flat_outs
+                state.count, n, c, state.ring, state.mean.reshape(-1), state.m2.reshape(-1),
+                state.neg_plogp, *(o.reshape(-1) for o in outs),
             )
         return outs
 
 
-class NumbaCudaBackend(_StateOfKind):
+class _TensorState:
+    """Streaming state as zeroed float64 tensors on the input's torch device."""
+
+    def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState:
+        import torch
+
+        def zeros(*shape: int) -> Any:
+            return torch.zeros(shape, dtype=torch.float64, device=kind.torch_device)
+
+        return PredictiveState(0, zeros(n, c), zeros(n, c), zeros(n))
+
+    def reset(self, state: PredictiveState) -> None:
+        state.count = 0
+        for tensor in (state.mean, state.m2, state.neg_plogp):
+            tensor.zero_()
+
+
+class NumbaCudaBackend(_TensorState):
     """numba.cuda kernels on CUDA tensors, launched on torch's current stream."""
 
     name = "cuda-numba"
@@ -189,7 +172,7 @@ class NumbaCudaBackend(_StateOfKind):
         return outs
 
 
-class TorchBackend:
+class TorchBackend(_TensorState):
     """Torch ops on the tensor's device: per chunk of passes one Welford ``var_mean`` and one
     ``xlogy`` sum, merged into the float64 state (Chan, Golub & LeVeque 1979).
 
@@ -206,14 +189,6 @@ class TorchBackend:
         for start in range(0, t, step):
             self.update(state, probs[start : start + step])
         return self.finalize(state, kind)
-
-    def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState:
-        import torch
-
-        def zeros(*shape: int) -> Any:
-            return torch.zeros(shape, dtype=torch.float64, device=kind.torch_device)
-
-        return PredictiveState(0, zeros(n, c), zeros(n, c), zeros(n))
 
     def update(self, state: PredictiveState, chunk: Any) -> None:
         import torch

@@ -1,19 +1,20 @@
 """Numba CPU kernels over flat, C-contiguous arrays (callers pass shapes explicitly).
 
 Layout: ``probs[T, N, C]`` flattened; work is split over blocks of whole rows (samples) so
-each thread owns its rows and a block's state stays in L2 while the T passes stream
-through it once. Passes are taken in groups of ``FOLD_EVERY``: per element, sums of the
-deviations from the group's first pass and of their squares (shifted data, in the input's
-precision) and of ``p*log(p)`` (float32, :func:`fast_log`), four passes per sweep; after
-each group they are merged into the float64 running mean and M2 (Chan, Golub & LeVeque
-1979, the pairwise form of Welford 1962) and the float64 entropy sums. Errors stay at a
-few float32 ulps of each quantity while the hot loop runs 8-wide in float32.
+each thread owns its rows and a block's scratch stays in L2 while the passes stream through
+it once. Passes are taken in groups of ``FOLD_EVERY``: per element, sums of the deviations
+from the group's first pass and of their squares (shifted data, in the input's precision)
+and of ``p*log(p)`` (float32, :func:`fast_log`), four passes per sweep; after each group
+they are merged into the float64 running mean and M2 (Chan, Golub & LeVeque 1979, the
+pairwise form of Welford 1962) and the float64 per-row entropy sums. Errors stay at a few
+float32 ulps of each quantity while the hot loop runs 8-wide in float32.
 
-Kernels: :func:`fused_predictive` (all T passes at once); for streaming,
-:func:`streaming_update` (a chunk of passes), :func:`stage_passes` + :func:`fold_staged`
-(single passes, buffered and folded in groups) and :func:`streaming_finalize`;
-:func:`first_invalid_row` (input validation) and :func:`calibration_bin_sums`.
-All are compiled once per dtype and cached on disk (``cache=True``).
+One block routine, :func:`_advance_block`, serves both entry points: :func:`fused_predictive`
+(all T passes at once, state in cache) and the streaming :func:`streaming_update` (any
+number of passes; the passes of an unfinished group wait in a ring buffer) with
+:func:`streaming_finalize`. Also :func:`first_invalid_row` (input validation) and
+:func:`calibration_bin_sums`. All are compiled once per dtype and cached on disk
+(``cache=True``).
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ FOLD_EVERY = 8  # passes per group: partial sums span at most this many passes (
 
 _FAST = {"contract"}  # fuse multiply-adds only: keeps IEEE NaN/inf semantics
 
-WORK_PER_THREAD = 1 << 21  # elements (~2 ms of work): waking an idle thread (vCPU) can cost a millisecond
+WORK_PER_THREAD = 1 << 16  # elements (~50 us of work): less than that runs faster on the calling thread
 
 
 @contextmanager
 def threads_for(elements: int) -> Iterator[None]:
     """Give a kernel one thread per ``WORK_PER_THREAD`` elements (at least one).
 
-    Every parallel call wakes the idle worker threads and waits for the slowest; on a
-    virtual machine or a busy one that wake-up alone can take milliseconds, so a kernel
-    with less work than that runs faster on the calling thread alone (measured here:
-    streaming single passes with two threads was 2-3x slower than with one).
+    Every parallel call wakes the worker threads and waits for the slowest: a few
+    microseconds on an idle machine (measured here: 3.4 us for an empty parallel loop),
+    far more on a busy one, so a kernel with less work than that runs on the calling
+    thread alone.
     """
     available = numba.get_num_threads()
     wanted = max(1, min(available, elements // WORK_PER_THREAD))
@@ -88,15 +89,6 @@ def _four_slices(flat, offset, stride, length):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always", cache=True, fastmath=_FAST)
-def _four_shifted_sums(x0, x1, x2, x3, shift, s1, s2):  # type: ignore[no-untyped-def]
-    """:func:`_shifted_sums` of four passes in one sweep."""
-    for i in range(x0.size):
-        d0, d1, d2, d3 = x0[i] - shift[i], x1[i] - shift[i], x2[i] - shift[i], x3[i] - shift[i]
-        s1[i] += (d0 + d1) + (d2 + d3)
-        s2[i] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-
-
-@numba.njit(inline="always", cache=True, fastmath=_FAST)
 def _four_passes(x0, x1, x2, x3, shift, s1, s2, acc32):  # type: ignore[no-untyped-def]
     """:func:`_shifted_sums` and :func:`_add_plogp` of four passes in one sweep: the block's
     sums are loaded and stored once per four passes and four input streams are in flight
@@ -113,9 +105,16 @@ def _four_passes(x0, x1, x2, x3, shift, s1, s2, acc32):  # type: ignore[no-untyp
 @numba.njit(inline="always", cache=True, fastmath=_FAST)
 def _merge_group(count, group, shift, s1, s2, mean, m2):  # type: ignore[no-untyped-def]
     """Fold ``group`` passes, summarised by shifted sums, into the float64 running mean/M2 of
-    ``count`` passes (Chan, Golub & LeVeque 1979, pairwise update), and clear the sums."""
-    total = count + group
+    ``count`` passes (Chan, Golub & LeVeque 1979, pairwise update). The first group
+    (``count == 0``) only writes mean/M2, so they may start uninitialised."""
     inv_group = 1.0 / group
+    if count == 0:
+        for i in range(mean.size):
+            a = np.float64(s1[i])
+            mean[i] = np.float64(shift[i]) + a * inv_group
+            m2[i] = np.float64(s2[i]) - a * a * inv_group
+        return
+    total = count + group
     weight_mean = group / total
     weight_m2 = count * group / total
     for i in range(mean.size):
@@ -125,62 +124,101 @@ def _merge_group(count, group, shift, s1, s2, mean, m2):  # type: ignore[no-unty
         delta = group_mean - mean[i]
         mean[i] += delta * weight_mean
         m2[i] += group_m2 + delta * delta * weight_m2
-        s1[i] = 0.0
-        s2[i] = 0.0
 
 
 @numba.njit(inline="always", cache=True, fastmath=_FAST)
-def _add_plogp(x, acc32):  # type: ignore[no-untyped-def]
+def _set_plogp(x, acc32):  # type: ignore[no-untyped-def]
     for i in range(x.size):
         p = np.float32(x[i])
-        acc32[i] += p * fast_log(p)
+        acc32[i] = p * fast_log(p)
 
 
-@numba.njit(inline="always", cache=True, fastmath=_FAST)
-def _copy_add_plogp(x, copy, acc32):  # type: ignore[no-untyped-def]
-    for i in range(x.size):
-        p = x[i]
-        copy[i] = p
-        p32 = np.float32(p)
-        acc32[i] += p32 * fast_log(p32)
+@numba.njit(cache=True, fastmath=_FAST)
+def _add_passes(flat, t0, t1, stride, e0, shift, s1, s2, acc32):  # type: ignore[no-untyped-def]
+    """Shifted sums and p*log(p) of passes [t0, t1) of ``flat``, four per sweep."""
+    length = shift.size
+    t = t0
+    while t < t1:
+        o = t * stride + e0
+        if t + 4 <= t1:
+            x0, x1, x2, x3 = _four_slices(flat, o, stride, length)
+            _four_passes(x0, x1, x2, x3, shift, s1, s2, acc32)
+            t += 4
+        else:
+            x = flat[o : o + length]
+            _shifted_sums(x, shift, s1, s2)
+            for i in range(length):
+                p = np.float32(x[i])
+                acc32[i] += p * fast_log(p)
+            t += 1
 
 
-@numba.njit(inline="always", cache=True, fastmath=_FAST)
-def _fold(acc32, acc64):  # type: ignore[no-untyped-def]
-    for i in range(acc32.size):
-        acc64[i] += acc32[i]
-        acc32[i] = 0.0
-
-
-@numba.njit(inline="always", cache=True, fastmath=_FAST)
-def _accumulate_block(flat, n_pass, stride, e0, count0, mean, m2, plogp):  # type: ignore[no-untyped-def]
-    """Stream ``n_pass`` passes of elements [e0, e0 + mean.size) into mean/M2 and plogp, in
-    groups of FOLD_EVERY passes: sums of deviations from the group's first pass (shifted
-    data, input precision) merged into the float64 state after each group."""
+@numba.njit(cache=True, fastmath=_FAST)
+def _merge_passes(  # type: ignore[no-untyped-def]
+    ring, slot0, slot1, flat, t0, t1, stride, e0, count, c, mean, m2, neg_plogp
+):
+    """Merge one group into a block's state: ring slots [slot0, slot1) then passes [t0, t1)
+    of ``flat`` (each ``stride`` apart, the block's elements from ``e0``), after ``count``
+    earlier passes. The group is read once: deviations from its first pass and p*log(p)
+    summed in block-sized scratch that stays in cache, then merged into the float64
+    ``mean``/``m2`` and the rows' ``neg_plogp``. Called, not inlined, like the helpers
+    around it: inlining them into the three kernels tripled compile time (153 s against
+    53 s here) for no measurable speed."""
     length = mean.size
-    plogp32 = np.zeros(length, np.float32)
-    shift = np.empty(length, flat.dtype)
-    s1 = np.zeros(length, flat.dtype)
-    s2 = np.zeros(length, flat.dtype)
-    for start in range(0, n_pass, FOLD_EVERY):
-        stop = min(n_pass, start + FOLD_EVERY)
-        shift[:] = flat[start * stride + e0 : start * stride + e0 + length]
-        t = start
-        while t < stop:
-            o = t * stride + e0
-            if t + 4 <= stop:
-                x0, x1, x2, x3 = _four_slices(flat, o, stride, length)
-                _four_passes(x0, x1, x2, x3, shift, s1, s2, plogp32)
-                t += 4
-            else:
-                _shifted_sums(flat[o : o + length], shift, s1, s2)
-                _add_plogp(flat[o : o + length], plogp32)
-                t += 1
-        _merge_group(count0 + start, stop - start, shift, s1, s2, mean, m2)
-        _fold(plogp32, plogp)
+    s1, s2 = np.zeros(length, flat.dtype), np.zeros(length, flat.dtype)
+    acc32 = np.empty(length, np.float32)
+    if slot1 > slot0:
+        shift = ring[slot0 * stride + e0 : slot0 * stride + e0 + length]
+        _set_plogp(shift, acc32)
+        _add_passes(ring, slot0 + 1, slot1, stride, e0, shift, s1, s2, acc32)
+        _add_passes(flat, t0, t1, stride, e0, shift, s1, s2, acc32)
+    else:
+        shift = flat[t0 * stride + e0 : t0 * stride + e0 + length]
+        _set_plogp(shift, acc32)
+        _add_passes(flat, t0 + 1, t1, stride, e0, shift, s1, s2, acc32)
+    _merge_group(count, slot1 - slot0 + t1 - t0, shift, s1, s2, mean, m2)
+    _rows_minus_sum(acc32, c, neg_plogp)
+
+
+@numba.njit(inline="always", cache=True)
+def _group_slots(t, phase):  # type: ignore[no-untyped-def]
+    """(slot of pass ``t``, slot its group started at) for a block whose groups are offset by
+    ``phase``: its first group holds passes 0 .. FOLD_EVERY-1-phase, then FOLD_EVERY each."""
+    slot = (t + phase) % FOLD_EVERY
+    return slot, (phase if t < FOLD_EVERY - phase else 0)
 
 
 @numba.njit(inline="always", cache=True, fastmath=_FAST)
+def _advance_block(  # type: ignore[no-untyped-def]
+    flat, n_pass, stride, e0, t0, phase, complete, ring, c, mean, m2, neg_plogp
+):
+    """Add passes ``t0 .. t0+n_pass-1`` (``flat``'s passes 0..n_pass-1) to one block of elements.
+
+    Passes are merged into the block's float64 ``mean``/``m2`` in groups of FOLD_EVERY
+    (:func:`_merge_passes`): a group's earlier passes are copied into ``ring``
+    (FOLD_EVERY-1 slots, ``stride`` apart) and the pass that completes it is read from
+    ``flat``, so a group that ends inside ``flat`` is never copied. With ``complete`` the
+    end of ``flat`` ends the stream: its last group is merged, partial.
+    """
+    length = mean.size
+    t = 0
+    while t < n_pass:
+        slot, start = _group_slots(t0 + t, phase)
+        last = t + FOLD_EVERY - 1 - slot  # flat's index of the group's last pass
+        if complete:
+            last = min(last, n_pass - 1)
+        if last < n_pass:
+            before = t0 + t - (slot - start)  # passes merged before this group
+            _merge_passes(ring, start, slot, flat, t, last + 1, stride, e0, before, c, mean, m2, neg_plogp)
+            t = last + 1
+        else:
+            for k in range(t, n_pass):
+                o, d = k * stride + e0, (slot + k - t) * stride + e0
+                ring[d : d + length] = flat[o : o + length]
+            t = n_pass
+
+
+@numba.njit(cache=True, fastmath=_FAST)
 def _finalize_block(  # type: ignore[no-untyped-def]
     count, c, mean, m2, neg_plogp, mean_out, var_out, ent_out, exp_out, mi_out
 ):
@@ -207,10 +245,11 @@ def _finalize_block(  # type: ignore[no-untyped-def]
         mi_out[r] = max(entropy - expected, 0.0)
 
 
-@numba.njit(inline="always", cache=True, fastmath={"reassoc", "contract"})
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _rows_minus_sum(plogp, c, neg_plogp):  # type: ignore[no-untyped-def]
-    """Subtract each row's sum of ``plogp`` (a block's elements) from ``neg_plogp`` (its rows);
-    reassociation lets the row sums vectorise instead of chaining one add per element."""
+    """Subtract each row's sum of ``plogp`` (a block's elements) from ``neg_plogp`` (its rows).
+    A separate function, not inlined, so that its reassociation flag survives and the row
+    sums vectorise instead of chaining one add per element."""
     for r in range(neg_plogp.size):
         row = plogp[r * c : (r + 1) * c]
         total = 0.0
@@ -225,14 +264,10 @@ def fused_predictive(flat, n_pass, n, c, mean_out, var_out, ent_out, exp_out, mi
     rows_per_block = max(1, BLOCK_ELEMENTS // c)
     for b in prange((n + rows_per_block - 1) // rows_per_block):
         r0, r1 = _row_block(b, rows_per_block, n)
-        length = (r1 - r0) * c
-        mean = np.zeros(length)
-        m2 = np.zeros(length)
-        plogp = np.zeros(length)
-        neg_plogp = np.zeros(r1 - r0)
         e0, e1 = r0 * c, r1 * c
-        _accumulate_block(flat, n_pass, n * c, e0, 0, mean, m2, plogp)
-        _rows_minus_sum(plogp, c, neg_plogp)
+        length = e1 - e0
+        mean, m2, neg_plogp = np.empty(length), np.empty(length), np.zeros(r1 - r0)
+        _advance_block(flat, n_pass, n * c, e0, 0, 0, True, flat, c, mean, m2, neg_plogp)
         _finalize_block(
             n_pass, c, mean, m2, neg_plogp,
             mean_out[e0:e1], var_out[e0:e1], ent_out[r0:r1], exp_out[r0:r1], mi_out[r0:r1],
@@ -240,68 +275,42 @@ def fused_predictive(flat, n_pass, n, c, mean_out, var_out, ent_out, exp_out, mi
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def streaming_update(flat, n_pass, n, c, count0, mean, m2, neg_plogp):  # type: ignore[no-untyped-def]
-    """Fold ``n_pass`` more passes into the float64 state (mean, M2 per element; -sum p log p per row)."""
-    rows_per_block = max(1, BLOCK_ELEMENTS // c)
-    for b in prange((n + rows_per_block - 1) // rows_per_block):
-        r0, r1 = _row_block(b, rows_per_block, n)
-        length = (r1 - r0) * c
-        e0, e1 = r0 * c, r1 * c
-        plogp = np.zeros(length)
-        _accumulate_block(flat, n_pass, n * c, e0, count0, mean[e0:e1], m2[e0:e1], plogp)
-        _rows_minus_sum(plogp, c, neg_plogp[r0:r1])
+def streaming_update(flat, n_pass, n, c, count0, ring, mean, m2, neg_plogp):  # type: ignore[no-untyped-def]
+    """Add ``n_pass`` passes to the streaming state after ``count0`` earlier ones.
 
-
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def stage_passes(flat, n_pass, n, c, staged, plogp32):  # type: ignore[no-untyped-def]
-    """Copy a few passes into the pass buffer ``staged`` (same layout) and add their
-    p*log(p) to ``plogp32`` (per element): one read of the input, the copy hidden behind
-    the log work, the float64 state untouched until :func:`fold_staged`."""
+    Block b's groups are offset by ``b % FOLD_EVERY`` passes, so a call with one pass merges
+    about one block in FOLD_EVERY (the log work, reading the block's ring) while it copies the
+    others into the ring (memory traffic only): work and traffic are spread evenly over the
+    calls instead of every FOLD_EVERY-th call doing all the merging.
+    """
     rows_per_block = max(1, BLOCK_ELEMENTS // c)
     for b in prange((n + rows_per_block - 1) // rows_per_block):
         r0, r1 = _row_block(b, rows_per_block, n)
         e0, e1 = r0 * c, r1 * c
-        for t in range(n_pass):
-            s0 = t * n * c + e0
-            _copy_add_plogp(flat[s0 : s0 + e1 - e0], staged[s0 : s0 + e1 - e0], plogp32[e0:e1])
-
-
-@numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def fold_staged(staged, n_pass, n, c, count0, mean, m2, plogp32, neg_plogp):  # type: ignore[no-untyped-def]
-    """Merge the staged passes (one group) into mean/M2 and their p*log(p) sums into the rows."""
-    rows_per_block = max(1, BLOCK_ELEMENTS // c)
-    for b in prange((n + rows_per_block - 1) // rows_per_block):
-        r0, r1 = _row_block(b, rows_per_block, n)
-        e0, e1 = r0 * c, r1 * c
-        shift = staged[e0:e1]
-        s1 = np.zeros(e1 - e0, staged.dtype)
-        s2 = np.zeros(e1 - e0, staged.dtype)
-        t, stride, length = 1, n * c, e1 - e0
-        while t < n_pass:
-            o = t * stride + e0
-            if t + 4 <= n_pass:
-                x0, x1, x2, x3 = _four_slices(staged, o, stride, length)
-                _four_shifted_sums(x0, x1, x2, x3, shift, s1, s2)
-                t += 4
-            else:
-                _shifted_sums(staged[o : o + length], shift, s1, s2)
-                t += 1
-        _merge_group(count0, n_pass, shift, s1, s2, mean[e0:e1], m2[e0:e1])
-        _rows_minus_sum(plogp32[e0:e1], c, neg_plogp[r0:r1])
-        plogp32[e0:e1] = 0.0
+        _advance_block(
+            flat, n_pass, n * c, e0, count0, b % FOLD_EVERY, False, ring, c, mean[e0:e1], m2[e0:e1], neg_plogp[r0:r1]
+        )
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def streaming_finalize(  # type: ignore[no-untyped-def]
-    count, n, c, mean, m2, neg_plogp, mean_out, var_out, ent_out, exp_out, mi_out
+    count, n, c, ring, mean, m2, neg_plogp, mean_out, var_out, ent_out, exp_out, mi_out
 ):
-    """The five statistics from the streaming state."""
+    """The five statistics of the ``count`` passes in the streaming state (left unchanged:
+    each block's pending group is merged into copies of its mean/M2)."""
     rows_per_block = max(1, BLOCK_ELEMENTS // c)
+    stride = n * c
     for b in prange((n + rows_per_block - 1) // rows_per_block):
         r0, r1 = _row_block(b, rows_per_block, n)
         e0, e1 = r0 * c, r1 * c
+        block_mean, block_m2 = mean[e0:e1].copy(), m2[e0:e1].copy()
+        block_neg = neg_plogp[r0:r1].copy()
+        slot, start = _group_slots(count - 1, b % FOLD_EVERY)
+        if slot < FOLD_EVERY - 1:  # the last group is still in the ring
+            before = count - (slot + 1 - start)
+            _merge_passes(ring, start, slot + 1, ring, 0, 0, stride, e0, before, c, block_mean, block_m2, block_neg)
         _finalize_block(
-            count, c, mean[e0:e1], m2[e0:e1], neg_plogp[r0:r1],
+            count, c, block_mean, block_m2, block_neg,
             mean_out[e0:e1], var_out[e0:e1], ent_out[r0:r1], exp_out[r0:r1], mi_out[r0:r1],
         )
 
@@ -310,7 +319,7 @@ def streaming_finalize(  # type: ignore[no-untyped-def]
 VALID, NOT_FINITE, NEGATIVE, BAD_SUM = 0, 1, 2, 3
 
 
-@numba.njit(inline="always", cache=True, fastmath={"reassoc"})
+@numba.njit(cache=True, fastmath={"reassoc"})
 def _row_sum_and_negatives(row):  # type: ignore[no-untyped-def]
     """Float64 sum and count of negative entries; reassociation lets LLVM vectorise both
     reductions while NaN and inf still propagate into the sum."""

@@ -58,8 +58,9 @@ class StreamingPredictive:
 
     Float64 state (running mean and M2 per element, Welford 1962, updated with groups of
     passes as in Chan, Golub & LeVeque 1979): memory O(N*C) however many passes (on CPU
-    single passes are copied into a buffer of 8 and merged as a group). ``like`` (an array
-    or tensor) fixes the result kind, device and dtype; without it the first update does.
+    up to 7 passes of a group wait in a ring buffer and are merged with the 8th). ``like``
+    (an array or tensor) fixes the result kind, device and dtype; without it the first
+    update does (later updates of another float dtype are converted to it).
     """
 
     def __init__(self, n: int, c: int, *, like: Any = None) -> None:
@@ -78,16 +79,16 @@ class StreamingPredictive:
     @property
     def count(self) -> int:
         """Passes accumulated so far."""
-        return 0 if self._state is None else self._state.total
+        return 0 if self._state is None else self._state.count
 
     @property
     def nbytes(self) -> int:
-        """Bytes the accumulator holds: the float64 state plus, on CPU, a buffer of 8 passes
-        and their float32 p*log(p) sums; the same for 10 passes or 10,000."""
+        """Bytes the accumulator holds: the float64 state plus, on CPU, a ring of 7 passes;
+        the same for 10 passes or 10,000."""
         if self._state is None:
             return 0
         state = self._state
-        arrays = (state.mean, state.m2, state.neg_plogp, state.pending, state.pending_plogp)
+        arrays = (state.mean, state.m2, state.neg_plogp, state.ring)
         return sum(_nbytes(a) for a in arrays if a is not None)
 
     def update(self, probs: Any, *, validate: bool = True) -> None:
@@ -108,11 +109,12 @@ class StreamingPredictive:
 
     def compute(self) -> PredictiveStats:
         """The statistics of every pass so far (the state is kept: more updates may follow)."""
-        if self._state is None or self._state.total == 0 or self._kind is None:
+        if self._state is None or self._state.count == 0 or self._kind is None:
             raise ValueError("StreamingPredictive.compute() before any pass was added; call update() first")
         return _stats(self._kind, _backends.backend_for(self._kind).finalize(self._state, self._kind))
 
     def reset(self) -> None:
-        """Forget every pass (keeps the result kind)."""
-        if self._kind is not None:
-            self._start(self._kind)
+        """Forget every pass, keeping the result kind and the memory: reusing one accumulator
+        for batch after batch saves allocating (and page-faulting) its state each time."""
+        if self._kind is not None and self._state is not None:
+            _backends.backend_for(self._kind).reset(self._state)
