@@ -188,6 +188,21 @@ def test_torch_fallback_path_matches_cpu_kernels() -> None:
         np.testing.assert_allclose(got.numpy(), expected[field], rtol=0, atol=ENTROPY_ATOL, err_msg=field)
 
 
+def test_torch_path_reset_zeroes_its_state() -> None:
+    """reset() on the tensor state (CUDA backends) forgets the passes before it."""
+    probs = make_probs(np.random.default_rng(8), (6, 9, 5), "dirichlet", np.float64)
+    tensor = torch.from_numpy(probs)
+    kind = ArrayKind.of(tensor, "probs")
+    state = TORCH.new_state(9, 5, kind)
+    TORCH.update(state, tensor[3:])
+    TORCH.reset(state)
+    TORCH.update(state, tensor[:2])
+    TORCH.update(state, tensor[2:3])
+    expected = predictive_stats_reference(probs[:3])
+    for field, got in zip(FIELDS, TORCH.finalize(state, kind)):
+        np.testing.assert_allclose(got.numpy(), expected[field], rtol=0, atol=1e-12, err_msg=field)
+
+
 def test_streaming_state_size_does_not_grow_with_passes() -> None:
     n, c = 50, 8
     acc = StreamingPredictive(n, c)
