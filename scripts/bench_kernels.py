@@ -24,6 +24,11 @@ from collections.abc import Callable
 import numpy as np
 
 SHAPES = ((50, 20000, 10), (30, 2000, 1000))
+# Bytes moved per element and pass when streaming one pass at a time, counted like a copy
+# (read + write, no write-allocate): the input (4), 7 of 8 passes written to the ring and
+# read back at their group's merge (7/8 * 8), the float64 mean/M2 read and written once per
+# group of 8 (32 / 8). The fused kernel reads each element once (4).
+STREAM_BYTES_PER_ELEMENT_PASS = 4 + 7 / 8 * 8 + 32 / 8
 TARGETS = {"vs_numpy": 8.0, "of_bandwidth": 0.40, "stream_over_fused": 1.5, "reset_stream_over_fused": 1.5}
 
 
@@ -72,12 +77,14 @@ def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | Non
         numba.set_num_threads(threads)
 
     from benchtool.kernels import StreamingPredictive, predictive_stats
-    from benchtool.kernels.reference import predictive_stats_reference, read_bandwidth_sum
+    from benchtool.kernels.reference import copy_bandwidth, predictive_stats_reference, read_bandwidth_sum
 
     print(f"CPU: {os.cpu_count()} cores, numba threads={numba.get_num_threads()}")
     for shape in shapes:
         probs = random_probs(shape)
         t, n, c = shape
+        ring_and_state = np.ones(n * c * (7 * probs.itemsize + 16) // 4, np.float32)
+        copied = np.empty_like(ring_and_state)
 
         def streamed(probs: np.ndarray = probs) -> object:
             acc = StreamingPredictive(n, c)
@@ -96,6 +103,7 @@ def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | Non
         times = best_times(
             {
                 "read_sum": lambda: read_bandwidth_sum(probs),
+                "copy_state": lambda: copy_bandwidth(ring_and_state, copied),
                 "fused": lambda: predictive_stats(probs, validate=False),
                 "fused+validate": lambda: predictive_stats(probs),
                 "stream/pass": streamed,
@@ -107,7 +115,15 @@ def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | Non
         gb = probs.nbytes / 1e9
         print(f"\nshape {shape} float32, {gb * 1e3:.0f} MB")
         for name, seconds in times.items():
-            print(f"  {name:18s} {seconds * 1e3:9.2f} ms  {gb / seconds:7.2f} GB/s")
+            moved = 2 * ring_and_state.nbytes / 1e9 if name == "copy_state" else gb
+            print(f"  {name:18s} {seconds * 1e3:9.2f} ms  {moved / seconds:7.2f} GB/s")
+        copy_rate = 2 * ring_and_state.nbytes / times.pop("copy_state")
+        floor = probs.size * STREAM_BYTES_PER_ELEMENT_PASS / copy_rate
+        print(
+            f"  memory floor of stream/pass: {floor * 1e3:.2f} ms = {floor / times['fused']:.2f}x fused "
+            f"({STREAM_BYTES_PER_ELEMENT_PASS:g} B per element and pass at the copy rate of a "
+            f"ring+state-sized buffer, {copy_rate / 1e9:.1f} GB/s)"
+        )
         ratios = {
             "vs_numpy": times["numpy"] / times["fused"],
             "of_bandwidth": times["read_sum"] / times["fused"],

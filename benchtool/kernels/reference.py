@@ -1,5 +1,6 @@
 """Yardsticks for the kernels: the straightforward NumPy implementation (the oracle for
-tests, the speed baseline) and a plain parallel sum (the memory-bandwidth roofline).
+tests, the speed baseline), a plain parallel sum (the read-bandwidth roofline) and a
+parallel copy (the read+write bandwidth that bounds streaming).
 
 The NumPy version makes several full passes and input-sized temporaries; it computes in
 the input's dtype (pass float64 for a reference).
@@ -45,3 +46,14 @@ def _chunked_sum(flat: np.ndarray, chunk: int) -> float:
 def read_bandwidth_sum(probs: np.ndarray) -> float:
     """The bandwidth yardstick: a SIMD numba sum over the same bytes on the same threads."""
     return float(_chunked_sum(np.ascontiguousarray(probs).reshape(-1), 1 << 16))
+
+
+@numba.njit(parallel=True, cache=True)
+def _chunked_copy(src: np.ndarray, dst: np.ndarray, chunk: int) -> None:
+    for k in numba.prange((src.size + chunk - 1) // chunk):
+        dst[k * chunk : (k + 1) * chunk] = src[k * chunk : (k + 1) * chunk]
+
+
+def copy_bandwidth(src: np.ndarray, dst: np.ndarray) -> None:
+    """The read+write yardstick: a parallel numba copy of ``src`` into ``dst`` (same size)."""
+    _chunked_copy(src.reshape(-1), dst.reshape(-1), 1 << 16)
