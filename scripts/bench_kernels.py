@@ -24,11 +24,6 @@ from collections.abc import Callable
 import numpy as np
 
 SHAPES = ((50, 20000, 10), (30, 2000, 1000))
-# Bytes moved per element and pass when streaming one pass at a time, counted like a copy
-# (read + write, no write-allocate): the input (4), 7 of 8 passes written to the ring and
-# read back at their group's merge (7/8 * 8), the float64 mean/M2 read and written once per
-# group of 8 (32 / 8). The fused kernel reads each element once (4).
-STREAM_BYTES_PER_ELEMENT_PASS = 4 + 7 / 8 * 8 + 32 / 8
 MIN_TIMED_COPY_BYTES = 1 << 20  # below this a copy times the call, not the memory: no floor printed
 TARGETS = {"vs_numpy": 8.0, "of_bandwidth": 0.40, "stream_over_fused": 1.5, "reset_stream_over_fused": 1.5}
 
@@ -71,6 +66,14 @@ def streaming_peak_bytes(n: int, c: int, n_pass: int) -> int:
     return peak
 
 
+def stream_bytes_per_element_pass(group: int, itemsize: int) -> float:
+    """Bytes moved per element and pass when streaming one pass at a time, counted like a
+    copy (read + write, no write-allocate): the input, the ``group - 1`` of ``group`` passes
+    written to the ring and read back at their group's merge, and the float64 mean/M2 read
+    and written once per group. The fused kernel reads each element once (``itemsize``)."""
+    return itemsize + (group - 1) / group * 2 * itemsize + 32 / group
+
+
 def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | None) -> None:
     import numba
 
@@ -78,13 +81,14 @@ def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | Non
         numba.set_num_threads(threads)
 
     from benchtool.kernels import StreamingPredictive, predictive_stats
+    from benchtool.kernels._cpu import FOLD_EVERY
     from benchtool.kernels.reference import copy_bandwidth, predictive_stats_reference, read_bandwidth_sum
 
     print(f"CPU: {os.cpu_count()} cores, numba threads={numba.get_num_threads()}")
     for shape in shapes:
         probs = random_probs(shape)
         t, n, c = shape
-        ring_and_state = np.ones(n * c * (7 * probs.itemsize + 16) // 4, np.float32)
+        ring_and_state = np.ones(StreamingPredictive(n, c, like=probs).nbytes // 4, np.float32)
         copied = np.empty_like(ring_and_state)
 
         def streamed(probs: np.ndarray = probs) -> object:
@@ -119,11 +123,12 @@ def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | Non
             moved = 2 * ring_and_state.nbytes / 1e9 if name == "copy_state" else gb
             print(f"  {name:18s} {seconds * 1e3:9.2f} ms  {moved / seconds:7.2f} GB/s")
         copy_rate = 2 * ring_and_state.nbytes / times.pop("copy_state")
-        floor = probs.size * STREAM_BYTES_PER_ELEMENT_PASS / copy_rate
+        per_element_pass = stream_bytes_per_element_pass(FOLD_EVERY, probs.itemsize)
+        floor = probs.size * per_element_pass / copy_rate
         if ring_and_state.nbytes >= MIN_TIMED_COPY_BYTES:
             print(
                 f"  memory floor of stream/pass: {floor * 1e3:.2f} ms = {floor / times['fused']:.2f}x fused "
-                f"({STREAM_BYTES_PER_ELEMENT_PASS:g} B per element and pass at the copy rate of a "
+                f"({per_element_pass:g} B per element and pass at the copy rate of a "
                 f"ring+state-sized buffer, {copy_rate / 1e9:.1f} GB/s)"
             )
         ratios = {
