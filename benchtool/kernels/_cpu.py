@@ -181,6 +181,13 @@ def _merge_passes(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always", cache=True)
+def _block_phase(block):  # type: ignore[no-untyped-def]
+    """How many passes block ``block``'s groups are offset by, in streaming: neighbouring
+    blocks complete their groups on different calls."""
+    return block % FOLD_EVERY
+
+
+@numba.njit(inline="always", cache=True)
 def _group_slots(t, phase):  # type: ignore[no-untyped-def]
     """(slot of pass ``t``, slot its group started at) for a block whose groups are offset by
     ``phase``: its first group holds passes 0 .. FOLD_EVERY-1-phase, then FOLD_EVERY each."""
@@ -278,7 +285,7 @@ def fused_predictive(flat, n_pass, n, c, mean_out, var_out, ent_out, exp_out, mi
 def streaming_update(flat, n_pass, n, c, count0, ring, mean, m2, neg_plogp):  # type: ignore[no-untyped-def]
     """Add ``n_pass`` passes to the streaming state after ``count0`` earlier ones.
 
-    Block b's groups are offset by ``b % FOLD_EVERY`` passes, so a call with one pass merges
+    Block b's groups are offset by :func:`_block_phase` passes, so a call with one pass merges
     about one block in FOLD_EVERY (the log work, reading the block's ring) while it copies the
     others into the ring (memory traffic only): work and traffic are spread evenly over the
     calls instead of every FOLD_EVERY-th call doing all the merging.
@@ -288,7 +295,7 @@ def streaming_update(flat, n_pass, n, c, count0, ring, mean, m2, neg_plogp):  # 
         r0, r1 = _row_block(b, rows_per_block, n)
         e0, e1 = r0 * c, r1 * c
         _advance_block(
-            flat, n_pass, n * c, e0, count0, b % FOLD_EVERY, False, ring, c, mean[e0:e1], m2[e0:e1], neg_plogp[r0:r1]
+            flat, n_pass, n * c, e0, count0, _block_phase(b), False, ring, c, mean[e0:e1], m2[e0:e1], neg_plogp[r0:r1]
         )
 
 
@@ -305,7 +312,7 @@ def streaming_finalize(  # type: ignore[no-untyped-def]
         e0, e1 = r0 * c, r1 * c
         block_mean, block_m2 = mean[e0:e1].copy(), m2[e0:e1].copy()
         block_neg = neg_plogp[r0:r1].copy()
-        slot, start = _group_slots(count - 1, b % FOLD_EVERY)
+        slot, start = _group_slots(count - 1, _block_phase(b))
         if slot < FOLD_EVERY - 1:  # the last group is still in the ring
             before = count - (slot + 1 - start)
             _merge_passes(ring, start, slot + 1, ring, 0, 0, stride, e0, before, c, block_mean, block_m2, block_neg)
