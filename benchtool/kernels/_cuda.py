@@ -10,10 +10,38 @@ simulator (``NUMBA_ENABLE_CUDASIM=1``), which is how the tests run these kernels
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
-from numba import cuda, float32, float64
+import numpy as np
+from numba import config, cuda, float32, float64
+
+# Names NumPy 2.5 removed that numba-cuda 0.30 still registers overloads for while loading its
+# target's NumPy support; without them no kernel compiles (seen: numba-cuda 0.30.4, NumPy 2.5.2).
+REMOVED_NUMPY_ALIASES = {"row_stack": "vstack"}
+NUMBA_CUDA_NUMPY_SUPPORT = "numba.cuda.np.arrayobj"
+
+
+def load_numpy_support(module: str = NUMBA_CUDA_NUMPY_SUPPORT) -> None:
+    """Import numba-cuda's NumPy support with any removed alias briefly restored, then drop the
+    aliases again, so NumPy is left as it was. Numba's built-in CUDA target has no such module."""
+    missing = [alias for alias in REMOVED_NUMPY_ALIASES if not hasattr(np, alias)]
+    if not missing:
+        return
+    for alias in missing:
+        setattr(np, alias, getattr(np, REMOVED_NUMPY_ALIASES[alias]))
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        pass
+    finally:
+        for alias in missing:
+            delattr(np, alias)
+
+
+if not config.ENABLE_CUDASIM:
+    load_numpy_support()
 
 THREADS_PER_BLOCK = 256
 
