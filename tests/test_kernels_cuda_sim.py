@@ -2,7 +2,9 @@
 
 The simulator must be switched on before numba is imported, so the checks run in a fresh
 interpreter with ``NUMBA_ENABLE_CUDASIM=1``. It interprets every thread in Python, so the
-shapes stay tiny; they still cover T=1, C=1, the 4-pass unrolled loop and its remainder.
+shapes stay small; they still cover T=1, C=1, the 4-pass unrolled loop and its remainder, and a
+row whose elements fall in two thread blocks (the per-row sums are reduced per block; the
+simulator runs 32-thread blocks).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ SCRIPT = textwrap.dedent(
 
     FIELDS = ("mean", "variance", "entropy", "expected_entropy", "mutual_information")
     rng = np.random.default_rng(0)
-    cases = [((1, 2, 3), "dirichlet"), ((6, 3, 1), "dirichlet"), ((9, 2, 4), "zeros"), ((5, 2, 2), "onehot")]
+    cases = [((1, 2, 3), "dirichlet"), ((6, 3, 1), "dirichlet"), ((9, 2, 4), "zeros"), ((5, 2, 2), "onehot"),
+             ((3, 15, 3), "dirichlet")]
+    assert _cuda.THREADS_PER_BLOCK == 32  # so the last case's row 10 is split between two blocks
     for (t, n, c), kind in cases:
         probs = rng.dirichlet(np.full(c, 0.4), size=(t, n))
         if kind == "zeros":
@@ -55,4 +59,4 @@ def test_simulated_cuda_kernels_match_cpu() -> None:
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "cuda-sim ok 8" in done.stdout
+    assert "cuda-sim ok 10" in done.stdout

@@ -2,10 +2,12 @@
 
 One thread per (sample, class) element walks the T passes: Welford mean/M2 in float64
 (Welford 1962) and ``p*log(p)`` in float32, four passes' loads issued together so enough
-bytes are in flight to approach the memory bandwidth. Per-row sums (entropies) go through
-float64 atomics. The launchers take anything numba.cuda accepts as a device array: torch
-CUDA tensors wrapped by ``cuda.as_cuda_array`` on a GPU, plain NumPy arrays under the
-simulator (``NUMBA_ENABLE_CUDASIM=1``), which is how the tests run these kernels on a CPU.
+bytes are in flight to approach the memory bandwidth. Per-row sums (entropies) are summed
+over each block's threads of a row in shared memory, then added with one float64 atomic per
+row and block rather than one per element. The launchers take anything numba.cuda accepts as
+a device array: torch CUDA tensors wrapped by ``cuda.as_cuda_array`` on a GPU, plain NumPy
+arrays under the simulator (``NUMBA_ENABLE_CUDASIM=1``), which is how the tests run these
+kernels on a CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 from typing import Any
 
 import numpy as np
-from numba import config, cuda, float32, float64
+from numba import config, cuda, float32, float64, int64
 
 # Names NumPy 2.5 removed that numba-cuda 0.30 still registers overloads for while loading its
 # target's NumPy support; without them no kernel compiles (seen: numba-cuda 0.30.4, NumPy 2.5.2).
@@ -43,7 +45,10 @@ def load_numpy_support(module: str = NUMBA_CUDA_NUMPY_SUPPORT) -> None:
 if not config.ENABLE_CUDASIM:
     load_numpy_support()
 
-THREADS_PER_BLOCK = 256
+# The simulator runs every thread as a Python thread, and each barrier of the per-row sums
+# waits for all of a block's threads: small blocks keep its tests fast, same code.
+THREADS_PER_BLOCK = 32 if config.ENABLE_CUDASIM else 256
+NO_ROW = -1  # the row of a thread past the last element: it adds nothing
 
 
 @cuda.jit(device=True, inline=True)
@@ -84,47 +89,88 @@ def _walk_passes(probs, n, k, count0, mean, m2):  # type: ignore[no-untyped-def]
     return mean, m2, plogp
 
 
+@cuda.jit(device=True, inline=True)
+def _add_by_row(acc, row, value, rows, sums):  # type: ignore[no-untyped-def]
+    """``acc[row] += value`` for every thread of the block, one atomic per row and block.
+
+    A row's elements have consecutive thread indices, so a segmented tree sum in shared memory
+    (``rows``: one slot per thread; ``sums``: two, read from one half and written to the other)
+    leaves each row's block total at its first thread. Every thread of the block must call
+    this; a thread past the data passes ``NO_ROW``.
+    """
+    tid = cuda.threadIdx.x
+    rows[tid] = row
+    sums[0, tid] = value
+    cuda.syncthreads()
+    src = 0
+    stride = 1
+    while stride < THREADS_PER_BLOCK:
+        total = sums[src, tid]
+        if tid + stride < THREADS_PER_BLOCK and rows[tid + stride] == row:
+            total += sums[src, tid + stride]
+        sums[1 - src, tid] = total
+        cuda.syncthreads()
+        src = 1 - src
+        stride *= 2
+    if row != NO_ROW and (tid == 0 or rows[tid - 1] != row):
+        cuda.atomic.add(acc, row, sums[src, tid])
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True, inline=True)
+def _element(n_elements, c):  # type: ignore[no-untyped-def]
+    """This thread's (row, class), or (NO_ROW, 0) past the last element."""
+    i = cuda.grid(1)
+    if i >= n_elements:
+        return int64(NO_ROW), int64(0)
+    n = i // c
+    return int64(n), int64(i - n * c)
+
+
 @cuda.jit
 def _fused_elements(probs, mean_out, var_out, entropy_acc, neg_plogp_acc):  # type: ignore[no-untyped-def]
-    i = cuda.grid(1)
+    rows = cuda.shared.array(THREADS_PER_BLOCK, int64)
+    sums = cuda.shared.array((2, THREADS_PER_BLOCK), float64)
     n_rows, c = mean_out.shape
-    if i >= n_rows * c:
-        return
-    n = i // c
-    k = i - n * c
-    mean, m2, plogp = _walk_passes(probs, n, k, 0, 0.0, 0.0)
-    mean_out[n, k] = mean
-    var_out[n, k] = m2 / probs.shape[0]
-    cuda.atomic.add(entropy_acc, n, -_plogp(mean))
-    cuda.atomic.add(neg_plogp_acc, n, -plogp)
+    n, k = _element(n_rows * c, c)
+    entropy_term = 0.0
+    plogp = 0.0
+    if n != NO_ROW:
+        mean, m2, plogp = _walk_passes(probs, n, k, 0, 0.0, 0.0)
+        mean_out[n, k] = mean
+        var_out[n, k] = m2 / probs.shape[0]
+        entropy_term = -_plogp(mean)
+    _add_by_row(entropy_acc, n, entropy_term, rows, sums)
+    _add_by_row(neg_plogp_acc, n, -plogp, rows, sums)
 
 
 @cuda.jit
 def _update_elements(probs, count0, mean_state, m2_state, neg_plogp_state):  # type: ignore[no-untyped-def]
-    i = cuda.grid(1)
+    rows = cuda.shared.array(THREADS_PER_BLOCK, int64)
+    sums = cuda.shared.array((2, THREADS_PER_BLOCK), float64)
     n_rows, c = mean_state.shape
-    if i >= n_rows * c:
-        return
-    n = i // c
-    k = i - n * c
-    mean, m2, plogp = _walk_passes(probs, n, k, count0, mean_state[n, k], m2_state[n, k])
-    mean_state[n, k] = mean
-    m2_state[n, k] = m2
-    cuda.atomic.add(neg_plogp_state, n, -plogp)
+    n, k = _element(n_rows * c, c)
+    plogp = 0.0
+    if n != NO_ROW:
+        mean, m2, plogp = _walk_passes(probs, n, k, count0, mean_state[n, k], m2_state[n, k])
+        mean_state[n, k] = mean
+        m2_state[n, k] = m2
+    _add_by_row(neg_plogp_state, n, -plogp, rows, sums)
 
 
 @cuda.jit
 def _state_elements(count, mean_state, m2_state, mean_out, var_out, entropy_acc):  # type: ignore[no-untyped-def]
-    i = cuda.grid(1)
+    rows = cuda.shared.array(THREADS_PER_BLOCK, int64)
+    sums = cuda.shared.array((2, THREADS_PER_BLOCK), float64)
     n_rows, c = mean_state.shape
-    if i >= n_rows * c:
-        return
-    n = i // c
-    k = i - n * c
-    mean = mean_state[n, k]
-    mean_out[n, k] = mean
-    var_out[n, k] = m2_state[n, k] / count
-    cuda.atomic.add(entropy_acc, n, -_plogp(mean))
+    n, k = _element(n_rows * c, c)
+    entropy_term = 0.0
+    if n != NO_ROW:
+        mean = mean_state[n, k]
+        mean_out[n, k] = mean
+        var_out[n, k] = m2_state[n, k] / count
+        entropy_term = -_plogp(mean)
+    _add_by_row(entropy_acc, n, entropy_term, rows, sums)
 
 
 @cuda.jit
