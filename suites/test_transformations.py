@@ -51,8 +51,9 @@ def test_survival_under_transformations(model, dataset, bt_config, bt_host, bt_r
     eps_list = [e for e in eps_sweep(bt_config.eps, dataset.info, "linf") if e > 0]
     for attack in (pgd, eot):
         survival = []
-        for eps in eps_list:
-            x_adv = attack(model, x, y, eps, bounds=bounds, seed=bt_config.seed).x_adv
+        outcomes = attack.sweep(model, x, y, eps_list, bounds=bounds, seed=bt_config.seed) if eps_list else []
+        for eps, outcome in zip(eps_list, outcomes):
+            x_adv = outcome.x_adv
             with torch.no_grad():
                 fooled = clean_correct & (model(x_adv).argmax(1) != y)
             still = wrong_under(model, x_adv, y, transformations, draws, seed, bounds)[:, fooled]

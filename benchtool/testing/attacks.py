@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import Any
 
 import torch
@@ -90,36 +91,22 @@ def cases(attack: Attack) -> st.SearchStrategy[Case]:
     return build()
 
 
-_attempts: dict[tuple[Attack, Case], AttackAttempt] = {}
-
-
+@lru_cache(maxsize=512)
 def guarded_attempt(attack: Attack, case: Case) -> AttackAttempt:
     """The harness's guarded run of ``attack`` on ``case`` (repeated, for determinism); cached,
     so all rule checks of one plugin read the same runs."""
-    key = (attack, case)
-    if key not in _attempts:
-        if len(_attempts) > 512:
-            _attempts.clear()
-        x, y = case.tensors()
-        _attempts[key] = attack.attempt(
-            tiny_model(), x, y, case.eps_list, bounds=case.bounds, seed=case.seed, targeted=case.targeted, repeat=True
-        )
-    return _attempts[key]
+    x, y = case.tensors()
+    return attack.attempt(
+        tiny_model(), x, y, case.eps_list, bounds=case.bounds, seed=case.seed, targeted=case.targeted, repeat=True
+    )
 
 
-def _instance(plugin: Any) -> Attack:
-    """The attack to check, at the conformance budget (explicit hyper-parameters kept)."""
+@cache
+def _cached_instance(plugin: Any) -> Attack:
+    """The attack to check, at the conformance budget (explicit hyper-parameters kept); one per
+    plugin, so every check reads the same cached runs."""
     attack = plugin() if inspect.isclass(plugin) else plugin
     return attack.at_budget(CONFORMANCE_BUDGET)
-
-
-_instances: dict[Any, Attack] = {}
-
-
-def _cached_instance(plugin: Any) -> Attack:
-    if plugin not in _instances:
-        _instances[plugin] = _instance(plugin)
-    return _instances[plugin]
 
 
 def _rule_check(check_name: str, rules: tuple[str, ...]) -> Check:

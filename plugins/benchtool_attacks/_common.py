@@ -1,11 +1,14 @@
-"""Pieces the built-in attacks share: losses, projections onto eps balls, random starts."""
+"""Pieces the built-in attacks share: losses, projections onto eps balls, random starts, and
+the shape of a minimum-norm attack."""
 
 from __future__ import annotations
+
+from abc import abstractmethod
 
 import torch
 import torch.nn.functional as F
 
-from benchtool.contracts.attack import Norm, perturbation_norms
+from benchtool.contracts.attack import Attack, Norm, perturbation_norms
 
 TINY = 1e-12  # keeps a zero gradient or perturbation from dividing by zero
 
@@ -65,3 +68,29 @@ def top_other_logit(logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """The largest logit among the classes other than ``label``, per example."""
     masked = logits.scatter(1, label[:, None], float("-inf"))
     return masked.amax(dim=1)
+
+
+def logit_margin(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """The margin to push below zero: the label's logit over the best other (untargeted), or
+    the best other over the target's (targeted)."""
+    label, other = logits.gather(1, y[:, None]).squeeze(1), top_other_logit(logits, y)
+    return other - label if targeted else label - other
+
+
+class MinimumNormAttack(Attack):
+    """An attack that searches once for the smallest adversarial perturbation; each eps of a
+    sweep gets that perturbation projected onto its ball (as foolbox 3 does)."""
+
+    @abstractmethod
+    def minimal(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float],
+        targeted: bool = False,
+    ) -> torch.Tensor:
+        """The smallest adversarial example found per input (``x`` itself where none was)."""
+
+    def perturb(self, model, x, y, eps, *, bounds, generator, targeted=False):
+        return self.perturb_sweep(model, x, y, [eps], bounds=bounds, generator=generator, targeted=targeted)[0]
+
+    def perturb_sweep(self, model, x, y, eps_list, *, bounds, generator, targeted=False):
+        found = self.minimal(model, x.detach(), y, bounds, targeted)
+        return [restrict(found, x, eps, self.norm, bounds) for eps in eps_list]

@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 import torch
 
 from benchtool import hookimpl
-from benchtool.contracts.attack import Attack, Norm
-from benchtool_attacks._common import restrict, top_other_logit
+from benchtool.contracts.attack import Norm
+from benchtool_attacks._common import MinimumNormAttack, logit_margin
 
 
 class Adam:
@@ -33,7 +33,7 @@ class Adam:
         self.param.addcdiv_(self.m, denominator, value=-self.lr / (1 - beta1**self.t))
 
 
-class CarliniWagnerL2(Attack):
+class CarliniWagnerL2(MinimumNormAttack):
     """Carlini & Wagner L2 (IEEE S&P 2017, "Towards Evaluating the Robustness of Neural
     Networks"): Adam on tanh-space inputs minimizing ||x' - x||^2 + c * max(Z_y - max_{i!=y}
     Z_i, -kappa), with a binary search over c per example; keeps the smallest adversarial.
@@ -70,13 +70,6 @@ class CarliniWagnerL2(Attack):
         if not p["confidence"] >= 0:
             raise ValueError(f"attack 'cw-l2': confidence must be >= 0, got {p['confidence']!r}")
 
-    def perturb(self, model, x, y, eps, *, bounds, generator, targeted=False):
-        return self.perturb_sweep(model, x, y, [eps], bounds=bounds, generator=generator, targeted=targeted)[0]
-
-    def perturb_sweep(self, model, x, y, eps_list, *, bounds, generator, targeted=False):
-        found = self.minimal(model, x.detach(), y, bounds, targeted)
-        return [restrict(found, x, eps, self.norm, bounds) for eps in eps_list]
-
     def minimal(
         self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float], targeted: bool
     ) -> torch.Tensor:
@@ -102,8 +95,7 @@ class CarliniWagnerL2(Attack):
                 x_new = torch.tanh(w0 + modifier) * half + mid
                 logits = model(x_new)
                 l2 = (x_new - x).pow(2).reshape(n, -1).sum(1)
-                label, other = logits.gather(1, y[:, None]).squeeze(1), top_other_logit(logits, y)
-                margin = (other - label) if targeted else (label - other)  # < -kappa: adversarial enough
+                margin = logit_margin(logits, y, targeted)  # < -kappa: adversarial enough
                 loss = (l2 + const * torch.clamp(margin + kappa, min=0)).sum()
                 (grad,) = torch.autograd.grad(loss, modifier)
                 adam.step(grad)

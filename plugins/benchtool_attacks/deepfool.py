@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 import torch
 
 from benchtool import hookimpl
-from benchtool.contracts.attack import Attack, Norm, perturbation_norms
-from benchtool_attacks._common import TINY, per_example, restrict
+from benchtool.contracts.attack import Norm, perturbation_norms
+from benchtool_attacks._common import TINY, MinimumNormAttack, per_example
 
 
-class DeepFool(Attack):
+class DeepFool(MinimumNormAttack):
     """DeepFool, L2 (Moosavi-Dezfooli, Fawzi & Frossard, CVPR 2016, "DeepFool: a simple and
     accurate method to fool deep neural networks"): linearize the classifier around the
     current point, step to the nearest boundary among the ``candidates`` most likely
@@ -37,15 +37,12 @@ class DeepFool(Attack):
         if not p["overshoot"] >= 0:
             raise ValueError(f"attack 'deepfool': overshoot must be >= 0, got {p['overshoot']!r}")
 
-    def perturb(self, model, x, y, eps, *, bounds, generator, targeted=False):
-        return self.perturb_sweep(model, x, y, [eps], bounds=bounds, generator=generator)[0]
-
-    def perturb_sweep(self, model, x, y, eps_list, *, bounds, generator, targeted=False):
-        found = self.minimal(model, x.detach(), y, bounds)
-        return [restrict(found, x, eps, self.norm, bounds) for eps in eps_list]
-
-    def minimal(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
-        """The DeepFool point of every example (``x`` itself where the label never changes)."""
+    def minimal(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float],
+        targeted: bool = False,
+    ) -> torch.Tensor:
+        """The DeepFool point of every example (``x`` itself where the label never changes);
+        untargeted only, so ``targeted`` is always False here."""
         with torch.no_grad():
             logits = model(x)
         k = min(self.params["candidates"], logits.shape[1])

@@ -9,7 +9,7 @@ import torch
 
 from benchtool import hookimpl
 from benchtool.contracts.attack import Attack, Norm
-from benchtool_attacks._common import top_other_logit
+from benchtool_attacks._common import logit_margin
 
 # The paper's piecewise-constant schedule of p: (iteration on a 10000-query scale, divisor).
 P_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256),
@@ -23,13 +23,6 @@ def square_fraction(p_init: float, iteration: int, queries: int) -> float:
         if it <= threshold:
             return p_init / divisor
     return p_init
-
-
-def margin(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """The margin to push below zero: the label's logit over the best other (untargeted), or
-    the best other over the target's (targeted)."""
-    label, other = logits.gather(1, y[:, None]).squeeze(1), top_other_logit(logits, y)
-    return other - label if targeted else label - other
 
 
 class SquareAttack(Attack):
@@ -71,7 +64,7 @@ class SquareAttack(Attack):
             return torch.randint(0, 2, shape, generator=generator, device=device).to(dtype) * 2 - 1
 
         best = torch.clamp(images + eps * signs(n, c, 1, w), *bounds)  # vertical stripes
-        loss = margin(model(best.reshape(x.shape)), y, targeted)
+        loss = logit_margin(model(best.reshape(x.shape)), y, targeted)
         queries = self.params["queries"]
         rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
         for iteration in range(queries - 1):
@@ -92,7 +85,7 @@ class SquareAttack(Attack):
             if unchanged.any():  # the paper redraws until the square changes: the opposite sign does
                 flipped = torch.clamp(torch.where(window, origin - value, current), *bounds)
                 candidate = torch.where(unchanged[:, None, None, None], flipped, candidate)
-            new_loss = margin(model(candidate.reshape(m, *x.shape[1:])), y[active], targeted)
+            new_loss = logit_margin(model(candidate.reshape(m, *x.shape[1:])), y[active], targeted)
             better = new_loss < loss[active]
             best[active] = torch.where(better[:, None, None, None], candidate, current)
             loss[active] = torch.where(better, new_loss, loss[active])
