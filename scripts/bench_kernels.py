@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
+
+from benchtool.benchmarking import time_call
 
 SHAPES = ((50, 20000, 10), (30, 2000, 1000))
 GPU_SLEEP_CYCLES = 100_000_000  # ~50 ms at 2 GHz: longer than the host needs to queue any timed call
@@ -31,20 +32,15 @@ MIN_TIMED_COPY_BYTES = 1 << 20  # below this a copy times the call, not the memo
 TARGETS = {"vs_numpy": 8.0, "of_bandwidth": 0.40, "stream_over_fused": 1.5, "reset_stream_over_fused": 1.5}
 
 
-def best_times(
-    fns: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None] = lambda: None
-) -> dict[str, float]:
-    """Best wall time of each function over ``repeats`` interleaved rounds (after a warm-up)."""
+def best_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best wall time of each function (queued CUDA work included) over ``repeats``
+    interleaved rounds, after a warm-up."""
     best = dict.fromkeys(fns, float("inf"))
     for fn in fns.values():
         fn()
-    sync()
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            sync()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], time_call(fn))
     return best
 
 
@@ -184,7 +180,6 @@ def run_cuda(shapes: list[tuple[int, int, int]], repeats: int, threads: int | No
     paths = ["torch"] if problem else ["numba", "torch"]
     if problem:
         print(f"  numba.cuda unusable: {problem}")
-    sync = torch.cuda.synchronize
     for shape in shapes:
         probs = torch.rand(shape, device=device)
         probs /= probs.sum(-1, keepdim=True)
@@ -205,7 +200,7 @@ def run_cuda(shapes: list[tuple[int, int, int]], repeats: int, threads: int | No
 
             fns[f"{path} fused"] = fused
             fns[f"{path} stream/pass"] = streamed
-        wall = best_times(fns, repeats, sync)
+        wall = best_times(fns, repeats)
         gpu = gpu_times(fns, repeats)
         gb = probs.numel() * 4 / 1e9
         print(f"\nshape {shape} float32, {gb * 1e3:.0f} MB: wall time (host included) | GPU time alone")
