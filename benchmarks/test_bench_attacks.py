@@ -14,6 +14,7 @@ from benchtool.data import load_dataset
 from benchtool.data.digits import Digits
 from benchtool.models.zoo import LeNetSpec
 from benchtool_attacks.pgd import PGD
+from benchtool_attacks.reference import textbook_pgd
 
 EPS = 0.1
 BOUNDS = (0.0, 1.0)
@@ -30,13 +31,7 @@ def lenet_digits() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
 
 
 def hand_written_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.Tensor:
-    alpha = 2.5 * EPS / steps
-    x_adv = x.clone()
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x_adv), y), x_adv)
-        x_adv = torch.clamp(x + torch.clamp(x_adv.detach() + alpha * grad.sign() - x, -EPS, EPS), *BOUNDS)
-    return x_adv
+    return textbook_pgd(model, x, y, EPS, 2.5 * EPS / steps, steps, BOUNDS)
 
 
 @pytest.mark.parametrize("steps", [1, 20], ids=["one-step", "pgd-20"])

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from benchtool.benchmarking import time_call
 from benchtool.config import resolve_device
@@ -23,21 +22,9 @@ from benchtool.data import load_dataset
 from benchtool.data.digits import Digits
 from benchtool.models.zoo import LeNetSpec
 from benchtool_attacks.pgd import PGD
+from benchtool_attacks.reference import textbook_pgd
 
 EPS = 0.1
-
-
-def hand_written_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float,
-                     steps: int) -> torch.Tensor:
-    """The textbook Linf PGD loop (Madry et al. 2018), nothing else."""
-    x_adv = x.clone()
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
-        delta = torch.clamp(x_adv.detach() + alpha * grad.sign() - x, -eps, eps)
-        x_adv = torch.clamp(x + delta, 0.0, 1.0)
-    return x_adv
-
 
 
 def main() -> None:
@@ -62,7 +49,7 @@ def main() -> None:
 
     methods: dict[str, Callable[[], torch.Tensor]] = {
         "harness": lambda: attack(model, x, y, EPS, bounds=(0.0, 1.0)).x_adv,
-        "hand loop": lambda: hand_written_pgd(model, x, y, EPS, alpha, args.steps),
+        "hand loop": lambda: textbook_pgd(model, x, y, EPS, alpha, args.steps, (0.0, 1.0)),
     }
     try:
         import torchattacks
