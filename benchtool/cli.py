@@ -96,15 +96,20 @@ def pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
         "--bt-budget", args.budget,
         "--bt-seed", str(args.seed),
     ]
-    if args.json:
-        argv += ["--bt-json", str(Path(args.json).resolve())]
+    argv += forwarded_options(args)
+    if args.store:
+        argv += ["--bt-store", str(Path(args.store).resolve())]
+    return argv + extra
+
+
+def forwarded_options(args: argparse.Namespace) -> list[str]:
+    """``--json``, ``-p`` and ``-n`` as pytest options (for a run and for a resume)."""
+    argv = ["--bt-json", str(Path(args.json).resolve())] if args.json else []
     for plugin in args.plugin:
         argv += ["-p", plugin]
     if args.numprocesses is not None:
         argv += ["-n", check_numprocesses(args.numprocesses)]
-    if args.store:
-        argv += ["--bt-store", str(Path(args.store).resolve())]
-    return argv + extra
+    return argv
 
 
 def check_numprocesses(value: str) -> str:

@@ -76,7 +76,6 @@ class RunConfig:
     options: dict[str, Any] = field(default_factory=dict)  # plugin-added options
     executor: str = "local"  # where fanned-out calls run: local | ray (benchtool.executors)
     ray_address: str | None = None  # the Ray cluster for executor "ray"; None starts a local one
-    gpus: list[int] | None = None  # --bt-gpus: GPU indices pytest-xdist workers are spread over
 
     def pick(self, *, small: T, default: T, full: T) -> T:
         """The value for this run's budget."""

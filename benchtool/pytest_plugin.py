@@ -119,7 +119,7 @@ def _run_config(config: pytest.Config, host: Any) -> RunConfig:
             raise UsageError(f"--bt-checkpoint {checkpoint}: no such file")
         if not filters.get("models") or len(filters["models"] or []) != 1:
             raise UsageError("--bt-checkpoint needs exactly one model named with --bt-models")
-    executor, gpus, device = _scale_out(config)
+    executor, device = _scale_out(config)
     return RunConfig(
         device=device,
         budget=check_budget(opt("--bt-budget")),
@@ -132,7 +132,6 @@ def _run_config(config: pytest.Config, host: Any) -> RunConfig:
         checkpoint=Path(checkpoint) if checkpoint else None,
         executor=executor,
         ray_address=opt("--bt-ray-address"),
-        gpus=gpus,
         options={
             "store": opt("--bt-store"),
             "resume": opt("--bt-resume"),
@@ -142,9 +141,9 @@ def _run_config(config: pytest.Config, host: Any) -> RunConfig:
     )
 
 
-def _scale_out(config: pytest.Config) -> tuple[str, list[int] | None, Any]:
-    """(executor, --bt-gpus, this process's device): a pytest-xdist worker ``gwK`` computes
-    on the K-th GPU (mod their number)."""
+def _scale_out(config: pytest.Config) -> tuple[str, Any]:
+    """(executor, this process's device): a pytest-xdist worker ``gwK`` computes on the K-th GPU
+    (mod their number)."""
     from benchtool.executors import check_executor
     from benchtool.executors.devices import parse_gpus, worker_device, worker_threads, xdist_worker_index
 
@@ -168,7 +167,7 @@ def _scale_out(config: pytest.Config) -> tuple[str, list[int] | None, Any]:
         torch.cuda.set_device(device)  # stray .cuda() calls land on this worker's GPU too
     if "workercount" in workerinput:  # each pytest-xdist worker computes on its share of the cores
         torch.set_num_threads(worker_threads(workerinput["workercount"], torch.get_num_threads()))
-    return executor, gpus, device
+    return executor, device
 
 
 @pytest.hookimpl(trylast=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from benchtool.results import CaseResult
 
@@ -28,6 +29,16 @@ def case_label(case_name: str) -> str:
     return case_name[case_name.index("[") + 1 : -1] if "[" in case_name else case_name
 
 
+def nodeid_label(nodeid: str) -> str:
+    """``suite.py::test_x[pgd]`` -> ``pgd``: the :func:`case_label` of a node id's last part."""
+    return case_label(nodeid.rsplit("::", 1)[-1])
+
+
+def format_params(params: dict[str, Any]) -> str:
+    """``{"eps": 0.1, "a": 1}`` -> ``a=1,eps=0.1``."""
+    return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
+
+
 def leaderboards(cases: Sequence[CaseResult]) -> list[tuple[str, list[str]]]:
     """One table per suite: a row per case and parameter set, a column per scalar metric."""
     by_suite: dict[str, list[CaseResult]] = defaultdict(list)
@@ -44,12 +55,11 @@ def leaderboards(cases: Sequence[CaseResult]) -> list[tuple[str, list[str]]]:
                     continue
                 if record.metric not in metrics:
                     metrics.append(record.metric)
-                params = ",".join(f"{k}={v}" for k, v in sorted(record.params.items()))
-                key = (case_label(record.case), params)
+                key = (case_label(record.case), format_params(record.params))
                 rows.setdefault(key, {})[record.metric] = record.value
                 outcome[key] = case.outcome
             if not case.records:
-                key = (case_label(case.nodeid.rsplit("::", 1)[-1]), "")
+                key = (nodeid_label(case.nodeid), "")
                 rows.setdefault(key, {})
                 outcome[key] = case.outcome
         headers = ["case", "params", "outcome", *metrics]

@@ -153,7 +153,7 @@ def test_scale_out_options_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
         values = {"--bt-executor": "local", "--bt-gpus": None, "--bt-device": "cpu", **options}
         return SimpleNamespace(getoption=values.__getitem__, option=SimpleNamespace(numprocesses=numprocesses))
 
-    assert _scale_out(config()) == ("local", None, torch.device("cpu"))
+    assert _scale_out(config()) == ("local", torch.device("cpu"))
     with pytest.raises(UsageError, match="unknown executor 'spark'"):
         _scale_out(config(**{"--bt-executor": "spark"}))
     with pytest.raises(UsageError, match="--bt-gpus needs a CUDA device"):

@@ -122,3 +122,13 @@ def test_resume_refuses_other_options_and_unknown_runs(workdir: Path, capsys: py
     err = capsys.readouterr().err
     assert "unknown run 'nope'" in err and "used --bt-budget small, this one full" in err
     assert "needs the results store plugin 'store'" in err
+
+
+def test_resume_checks_the_worker_count_like_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchtool.cli import main
+
+    with ResultStore(workdir / "results.db") as store:
+        store.begin_run("r1", time.time(), {}, command="x", cwd=str(workdir), pytest_args=["x"], budget="small",
+                        seed=0)
+    assert main(["run", "--resume", "r1", "--store", str(workdir / "results.db"), "-n", "bogus"]) == 2
+    assert "invalid -n 'bogus'" in capsys.readouterr().err

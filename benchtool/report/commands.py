@@ -7,6 +7,7 @@ from pathlib import Path
 
 from benchtool.cli import command
 from benchtool.errors import UsageError
+from benchtool.store.commands import _store_option
 from benchtool.store.compare import Policies
 from benchtool.store.load import load_result_set
 
@@ -17,8 +18,7 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
                         help="where to write (default: report.html)")
     parser.add_argument("--compare", metavar="RUN_ID",
                         help="overlay a baseline run (or --bt-json file) and show changes against it")
-    parser.add_argument("--store", metavar="PATH",
-                        help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db)")
+    _store_option(parser)
     parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
                         help="tolerance used to colour changes (as in benchtool compare)")
     parser.add_argument("--direction", action="append", default=[], metavar="METRIC=higher|lower|none",

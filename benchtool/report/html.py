@@ -20,7 +20,7 @@ from benchtool.results import CaseResult, Record
 from benchtool.store.compare import MetricKey, MetricPolicy, Policies, judge, scalar_values
 from benchtool.store.db import run_facts
 from benchtool.store.load import ResultSet
-from benchtool.tables import case_label
+from benchtool.tables import nodeid_label
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d232a;
@@ -72,7 +72,7 @@ def _facts_table(results: ResultSet) -> str:
 
 
 def _outcomes(cases: Sequence[CaseResult]) -> dict[tuple[str, str], str]:
-    return {(case.suite, case_label(case.nodeid.rsplit("::", 1)[-1])): case.outcome for case in cases}
+    return {(case.suite, nodeid_label(case.nodeid)): case.outcome for case in cases}
 
 
 Values = dict[MetricKey, tuple[float, Record]]

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from benchtool.cli import command
+from benchtool.cli import command, forwarded_options
 from benchtool.errors import UsageError
 from benchtool.results import write_json
 from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
@@ -144,13 +144,7 @@ def resume_pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     if not run.pytest_args:
         raise UsageError(f"run {run.id} stored no command line to resume")
     argv = _without_options(run.pytest_args, RESUME_REPLACED)
-    argv += ["--bt-store", str(store_path), "--bt-resume", run.id]
-    for plugin in args.plugin:
-        argv += ["-p", plugin]
-    if args.numprocesses is not None:
-        argv += ["-n", args.numprocesses]
-    if args.json:
-        argv += ["--bt-json", str(Path(args.json).resolve())]
+    argv += ["--bt-store", str(store_path), "--bt-resume", run.id, *forwarded_options(args)]
     if run.cwd and Path(run.cwd).is_dir():
         os.chdir(run.cwd)
     print(f"benchtool: resuming run {run.id} in {run.cwd}: pytest {' '.join(argv)}", file=sys.stderr)

@@ -21,7 +21,7 @@ from typing import Literal
 from benchtool.errors import UsageError
 from benchtool.results import Record
 from benchtool.store.load import ResultSet
-from benchtool.tables import case_label
+from benchtool.tables import case_label, format_params, nodeid_label
 
 Direction = Literal["higher", "lower", "none"]
 DIRECTIONS: tuple[Direction, ...] = ("higher", "lower", "none")
@@ -165,10 +165,6 @@ def _split_assignment(item: str, option: str, example: str) -> tuple[str, str]:
 MetricKey = tuple[str, str, str, str]  # suite, case label, params, metric
 
 
-def format_params(params: dict) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
-
-
 def scalar_values(records: Iterable[Record]) -> dict[MetricKey, tuple[float, Record]]:
     """Each scalar metric by (suite, case, params, metric); repeats within a run are averaged."""
     groups: dict[MetricKey, list[Record]] = defaultdict(list)
@@ -270,7 +266,7 @@ def compare(baseline: ResultSet, candidate: ResultSet, policies: Policies) -> Co
 def _case_labels(results: ResultSet) -> set[str]:
     labels = {f"{r.suite}::{case_label(r.case)}" for r in results.records}
     for case in results.cases:
-        labels.add(f"{case.suite}::{case_label(case.nodeid.rsplit('::', 1)[-1])}")
+        labels.add(f"{case.suite}::{nodeid_label(case.nodeid)}")
     return labels
 
 
@@ -280,7 +276,7 @@ def _failed_cases(baseline: ResultSet, candidate: ResultSet) -> list[Change]:
     failed = []
     for key, case in sorted(candidate.outcomes().items()):
         if case.outcome == "failed" and key in before and before[key].outcome == "passed":
-            label = case_label(key.rsplit("::", 1)[-1])
+            label = nodeid_label(key)
             failed.append(Change(case.suite, label, "", OUTCOME_METRIC, "", None, None, NOT_GATED, "FAILED",
                                  case.message or "failed"))
     return failed

@@ -30,6 +30,7 @@ DEFAULT_STORE = Path(".benchtool") / "results.db"
 BUSY_TIMEOUT_S = 30.0
 WRITE_ATTEMPTS = 8
 PYTEST_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (Ctrl-C)
+IDS_PER_QUERY = 500  # run ids per IN (...): under SQLite's oldest limit of 999 parameters
 T = TypeVar("T")
 
 # Each entry upgrades the schema by one version; never edit a released entry, append one.
@@ -356,9 +357,6 @@ class ResultStore:
             (status, exitstatus, time.time(), run_id),
         ))
 
-    def delete_run(self, run_id: str) -> None:
-        self._write(lambda conn: conn.execute("DELETE FROM runs WHERE id = ?", (run_id,)))
-
     # --- reading -------------------------------------------------------------------------
 
     def run_ids(self) -> list[str]:
@@ -386,22 +384,36 @@ class ResultStore:
     def runs(self, limit: int | None = None) -> list[RunInfo]:
         """Runs, newest first."""
         query = "SELECT * FROM runs ORDER BY started DESC, id DESC"
-        rows = self._conn.execute(query + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
-        return [self._run_info(row) for row in rows]
+        return self._run_infos(self._conn.execute(query + (f" LIMIT {int(limit)}" if limit else "")))
 
     def run(self, run_id: str) -> RunInfo:
-        row = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
+        infos = self._run_infos(self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)))
+        if not infos:
             raise UsageError(f"unknown run {run_id!r} in {self.path}")
-        return self._run_info(row)
+        return infos[0]
 
-    def _run_info(self, row: tuple[Any, ...]) -> RunInfo:
-        names = [d[0] for d in self._conn.execute("SELECT * FROM runs LIMIT 0").description]
-        data = dict(zip(names, row))
-        outcomes = dict(self._conn.execute(
-            "SELECT outcome, COUNT(*) FROM cases WHERE run_id = ? GROUP BY outcome", (data["id"],)
-        ).fetchall())
-        (records,) = self._conn.execute("SELECT COUNT(*) FROM records WHERE run_id = ?", (data["id"],)).fetchone()
+    def _run_infos(self, cursor: sqlite3.Cursor) -> list[RunInfo]:
+        """The runs ``cursor`` selects (``SELECT * FROM runs``), with their case and record counts."""
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+        ids = [data["id"] for data in rows]
+        outcomes: dict[str, dict[str, int]] = {run_id: {} for run_id in ids}
+        for run_id, outcome, count in self._per_run(
+                "SELECT run_id, outcome, COUNT(*) FROM cases WHERE run_id IN ({}) GROUP BY run_id, outcome", ids):
+            outcomes[run_id][outcome] = count
+        records = dict(self._per_run("SELECT run_id, COUNT(*) FROM records WHERE run_id IN ({}) GROUP BY run_id", ids))
+        return [self._run_info(data, outcomes[data["id"]], records.get(data["id"], 0)) for data in rows]
+
+    def _per_run(self, query: str, ids: list[str]) -> list[tuple[Any, ...]]:
+        """``query`` with its ``IN ({})`` filled with ``ids``, in chunks that fit SQLite's parameter limit."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start:start + IDS_PER_QUERY]
+            rows += self._conn.execute(query.format(", ".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
+    @staticmethod
+    def _run_info(data: dict[str, Any], outcomes: dict[str, int], records: int) -> RunInfo:
         return RunInfo(
             id=data["id"], started=data["started"], ended=data["ended"], status=data["status"],
             exitstatus=data["exitstatus"], sessions=data["sessions"], pid=data["pid"], host=data["host"] or "",

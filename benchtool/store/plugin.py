@@ -69,13 +69,8 @@ _sessions: dict[int, StoreSession] = {}
 @hookimpl
 def benchtool_configure(config: Any, host: Any) -> None:
     path = resolve_store_path(config.options.get("store"))
-    resume = config.options.get("resume")
-    if resume:
-        with ResultStore(path, create=False) as store:
-            run_id = store.resolve(resume)
-    else:
-        run_id = new_run_id()
-    _sessions[id(config)] = StoreSession(path, run_id, time.time(), host, bool(resume))
+    resume = config.options.get("resume")  # with --bt-resume, ResumeFilter has resolved it to the run's id
+    _sessions[id(config)] = StoreSession(path, resume or new_run_id(), time.time(), host, bool(resume))
 
 
 @hookimpl

@@ -1,7 +1,7 @@
 """``--bt-resume RUN_ID``: deselect the cases a stored run already finished.
 
-A pytest plugin the bridge registers when the option is given; the store plugin then
-appends the cases that run now to the same stored run.
+A pytest plugin the bridge registers when the option is given, before ``benchtool_configure``;
+it resolves the id once, and the store plugin then appends the cases that run now to that run.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class ResumeFilter:
                         f"--bt-resume {run.id}: that run used {option} {stored}, this one {now}; "
                         "resume with the run's own options (benchtool run --resume reuses them)"
                     )
-            self.run_id = run.id
+            self.run_id = config.options["resume"] = run.id  # the store plugin appends to this run
             self.finished = {case_key(nodeid) for nodeid in store.finished_nodeids(run.id)}
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
