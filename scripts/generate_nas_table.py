@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     shard = parse_shard(args.shard)
     if shard is not None:
         archs = archs[shard[0]::shard[1]]
-    TrainingEvaluator(space, bundle, RECIPE, device=args.device).evaluate(archs[0])  # warm-up: first-call costs
+    if not archs:
+        raise SystemExit("no architectures to train: check --limit and --shard")
+    if any(evaluator.recorded(arch) is None for arch in archs for evaluator in evaluators):
+        # warm-up, so that first-call costs stay out of the recorded seconds; none are recorded when all is cached
+        TrainingEvaluator(space, bundle, RECIPE, device=args.device).evaluate(archs[0])
     started = time.perf_counter()
     rows: dict[str, list] = {}
     total = len(archs) * len(seeds)

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from benchtool.config import check_budget
 from benchtool.contracts.limits import TargetFunction
-from benchtool.errors import ContractViolation, UsageError
+from benchtool.errors import ContractViolation
 
 Box = tuple[tuple[float, float], ...]  # one (low, high) per input dimension
 WIDTHS: tuple[int, ...] = tuple(2**k for k in range(10))  # 1, 2, 4, ..., 512 hidden units
@@ -43,9 +44,7 @@ class ApproximationRecipe:
 def approximation_recipe(budget: str) -> ApproximationRecipe:
     """The documented recipe per budget (small / default / full)."""
     steps = {"small": 300, "default": 1500, "full": 6000}
-    if budget not in steps:
-        raise UsageError(f"unknown budget {budget!r}; expected one of: {', '.join(steps)}")
-    return ApproximationRecipe(steps=steps[budget])
+    return ApproximationRecipe(steps=steps[check_budget(budget)])
 
 
 def check_domain(target: TargetFunction) -> Box:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchtool.config import check_budget
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.contracts.limits import LossWeighting, TaskSpec
 from benchtool.data.splits import rng_for
@@ -174,9 +175,7 @@ class MultiTaskRecipe:
 def multitask_recipe(budget: str) -> MultiTaskRecipe:
     """``small``: 20 epochs; ``default``: 60; ``full``: 150 (digits: 20 steps per epoch)."""
     epochs = {"small": 20, "default": 60, "full": 150}
-    if budget not in epochs:
-        raise UsageError(f"unknown budget {budget!r}; expected one of: {', '.join(epochs)}")
-    return MultiTaskRecipe(epochs=epochs[budget])
+    return MultiTaskRecipe(epochs=epochs[check_budget(budget)])
 
 
 @dataclass

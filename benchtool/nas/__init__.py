@@ -5,7 +5,7 @@ the analysis of what a search found. Strategies and spaces are plugins
 from __future__ import annotations
 
 from benchtool.nas.analysis import (
-    MeanCI, best_val_at_times, best_val_curve, incumbent_test_curve, mean_ci, regret_matrix,
+    MeanCI, best_val_at_times, best_val_curve, incumbent_test_curve, incumbent_test_matrix, mean_ci, regret_matrix,
 )
 from benchtool.nas.evaluators import Evaluation, Evaluator, TabularEvaluator, TrainingEvaluator
 from benchtool.nas.search import Budget, SearchResult, TrialRecord, run_search
@@ -24,6 +24,7 @@ __all__ = [
     "best_val_at_times",
     "best_val_curve",
     "incumbent_test_curve",
+    "incumbent_test_matrix",
     "mean_ci",
     "regret_matrix",
     "run_search",

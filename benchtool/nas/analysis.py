@@ -14,34 +14,39 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from benchtool.nas.search import SearchResult
+from benchtool.nas.search import SearchResult, TrialRecord
+
+
+def _incumbents(result: SearchResult, evaluations: int) -> list[TrialRecord | None]:
+    """The incumbent after 1..``evaluations`` tells: the first trial with the best validation
+    accuracy so far (None before the first success; the last carries on past the search's end)."""
+    incumbents: list[TrialRecord | None] = []
+    best, best_val = None, np.nan
+    for trial in result.trials[:evaluations]:
+        if trial.val_accuracy is not None and not trial.val_accuracy <= best_val:
+            best, best_val = trial, trial.val_accuracy
+        incumbents.append(best)
+    return incumbents + [best] * (evaluations - len(incumbents))
+
+
+def _incumbent_curve(result: SearchResult, evaluations: int, field: str) -> np.ndarray:
+    """The incumbent's ``field`` after 1..``evaluations`` tells (NaN before the first success)."""
+    curve = np.full(evaluations, np.nan)
+    for i, trial in enumerate(_incumbents(result, evaluations)):
+        if trial is not None:
+            curve[i] = getattr(trial, field)
+    return curve
 
 
 def best_val_curve(result: SearchResult, evaluations: int) -> np.ndarray:
     """Best validation accuracy seen after 1..``evaluations`` tells (NaN before the
     first success; the last value carries on past the search's end)."""
-    curve = np.full(evaluations, np.nan)
-    best = np.nan
-    for i in range(evaluations):
-        if i < len(result.trials):
-            value = result.trials[i].val_accuracy
-            if value is not None and not value <= best:
-                best = value
-        curve[i] = best
-    return curve
+    return _incumbent_curve(result, evaluations, "val_accuracy")
 
 
 def incumbent_test_curve(result: SearchResult, evaluations: int) -> np.ndarray:
     """Test accuracy of the incumbent after 1..``evaluations`` tells."""
-    curve = np.full(evaluations, np.nan)
-    best_val, test = np.nan, np.nan
-    for i in range(evaluations):
-        if i < len(result.trials):
-            trial = result.trials[i]
-            if trial.val_accuracy is not None and not trial.val_accuracy <= best_val:
-                best_val, test = trial.val_accuracy, trial.test_accuracy
-        curve[i] = test
-    return curve
+    return _incumbent_curve(result, evaluations, "test_accuracy")
 
 
 def best_val_at_times(result: SearchResult, times: np.ndarray) -> np.ndarray:
@@ -56,10 +61,15 @@ def best_val_at_times(result: SearchResult, times: np.ndarray) -> np.ndarray:
     return np.where(index >= 0, running[np.clip(index, 0, None)], np.nan)
 
 
+def incumbent_test_matrix(results: Sequence[SearchResult], evaluations: int) -> np.ndarray:
+    """:func:`incumbent_test_curve` per seed (rows) and number of evaluations (columns)."""
+    return np.array([incumbent_test_curve(r, evaluations) for r in results]).reshape(len(results), -1)
+
+
 def regret_matrix(results: Sequence[SearchResult], evaluations: int, optimum: float) -> np.ndarray:
     """``optimum`` minus the incumbent's test accuracy, per seed (rows) and number of
     evaluations 1..``evaluations`` (columns): the regret curves to average."""
-    return np.array([optimum - incumbent_test_curve(r, evaluations) for r in results]).reshape(len(results), -1)
+    return optimum - incumbent_test_matrix(results, evaluations)
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ class TrainingEvaluator(Evaluator):
             return Evaluation("timeout", None, None, float(timeout or 0.0), params, detail=str(exc))
         except TrainingError as exc:
             return Evaluation("failed", None, None, 0.0, params, detail=str(exc))
-        _, val_accuracy = evaluate(model, self.bundle.val, info.task, self.device)
+        val_accuracy = history.val_accuracy[-1]  # train() scored the final weights on val, in eval mode
         _, test_accuracy = evaluate(model, self.bundle.test, info.task, self.device)
         seconds = time.thread_time() - cpu_started if self.clock == "cpu" else history.seconds
         result = Evaluation("ok", val_accuracy, test_accuracy, seconds, params)

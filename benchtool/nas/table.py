@@ -45,17 +45,8 @@ class NasTable:
         return int(self.val_accuracy.shape[1])
 
     @property
-    def mean_val(self) -> np.ndarray:
-        return self.val_accuracy.mean(axis=1)
-
-    @property
     def mean_test(self) -> np.ndarray:
         return self.test_accuracy.mean(axis=1)
-
-    @property
-    def best_val(self) -> float:
-        """The optimum of the benchmark on validation (mean over seeds)."""
-        return float(self.mean_val.max())
 
     @property
     def best_test(self) -> float:

@@ -62,6 +62,19 @@ def kind_of(plugin: Any) -> KindSpec:
                     + ", ".join(spec.base.split(":")[1] for spec in KINDS.values()))
 
 
+def instance(plugin: Any) -> Any:
+    """The plugin to check: a new default instance of a class, an instance as it is."""
+    return plugin() if inspect.isclass(plugin) else plugin
+
+
+def fresh(plugin: Any, **overrides: Any) -> Any:
+    """A new, unused instance: of the class, or of the instance's class with its hyper-parameters
+    (``plugin.params``); ``overrides`` replace hyper-parameters."""
+    if inspect.isclass(plugin):
+        return plugin(**overrides)
+    return type(plugin)(**{**plugin.params, **overrides})
+
+
 def checks_for(plugin: Any) -> list[Check]:
     """Every conformance check for the plugin's kind."""
     spec = kind_of(plugin)

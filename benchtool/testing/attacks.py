@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from benchtool.contracts.attack import Attack, AttackAttempt
-from benchtool.testing import Check
+from benchtool.testing import Check, instance
 
 INPUT_SHAPE = (1, 4, 4)
 NUM_CLASSES = 3
@@ -105,8 +105,7 @@ def guarded_attempt(attack: Attack, case: Case) -> AttackAttempt:
 def _cached_instance(plugin: Any) -> Attack:
     """The attack to check, at the conformance budget (explicit hyper-parameters kept); one per
     plugin, so every check reads the same cached runs."""
-    attack = plugin() if inspect.isclass(plugin) else plugin
-    return attack.at_budget(CONFORMANCE_BUDGET)
+    return instance(plugin).at_budget(CONFORMANCE_BUDGET)
 
 
 def _rule_check(check_name: str, rules: tuple[str, ...]) -> Check:

@@ -4,7 +4,6 @@ per-task gradients)."""
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -12,16 +11,10 @@ import torch
 
 from benchtool.contracts.limits import LossWeighting, TaskSpec
 from benchtool.errors import ContractViolation
-from benchtool.testing import Check
+from benchtool.testing import Check, fresh
 
 TASKS = (TaskSpec("label", "classification"), TaskSpec("value", "regression"))
 STEPS = 5
-
-
-def _instance(plugin: Any, **params: Any) -> LossWeighting:
-    cls = plugin if inspect.isclass(plugin) else type(plugin)
-    base = {} if inspect.isclass(plugin) else dict(plugin.params)
-    return cls(**{**base, **params})
 
 
 class ToyProblem:
@@ -70,14 +63,14 @@ def check_declares_name(plugin: Any) -> None:
 
 def check_rejects_unknown_hyperparameter(plugin: Any) -> None:
     try:
-        _instance(plugin, not_a_hyperparameter=1)
+        fresh(plugin, not_a_hyperparameter=1)
     except TypeError:
         return
     raise AssertionError("an unknown hyper-parameter must raise TypeError")
 
 
 def check_objective_valid(plugin: Any) -> None:
-    totals, states = _run(_instance(plugin))
+    totals, states = _run(fresh(plugin))
     assert all(math.isfinite(t) for t in totals), f"objective not finite over {STEPS} steps: {totals}"
     for state in states:
         assert all(math.isfinite(v) for v in state.values()), f"state not finite: {state}"
@@ -86,7 +79,7 @@ def check_objective_valid(plugin: Any) -> None:
 
 def check_every_task_pulls(plugin: Any) -> None:
     """d objective / d L_i > 0 for every task: no task is ignored or pushed the wrong way."""
-    weighting = _instance(plugin)
+    weighting = fresh(plugin)
     problem = ToyProblem()
     weighting.setup(TASKS)
     losses = problem.losses()
@@ -97,30 +90,30 @@ def check_every_task_pulls(plugin: Any) -> None:
 
 
 def check_deterministic(plugin: Any) -> None:
-    first, second = _run(_instance(plugin)), _run(_instance(plugin))
+    first, second = _run(fresh(plugin)), _run(fresh(plugin))
     assert first == second, "two fresh instances on the same problem gave different objectives or weights"
 
 
 def check_setup_restarts(plugin: Any) -> None:
     """A second ``setup`` starts afresh: running again reproduces the first run."""
-    weighting = _instance(plugin)
+    weighting = fresh(plugin)
     first = _run(weighting)
     assert _run(weighting) == first, "setup() must reset the scheme's learned state"
 
 
 def check_variants_valid(plugin: Any) -> None:
-    weighting = _instance(plugin)
+    weighting = fresh(plugin)
     variants = weighting.variants(TASKS)
     assert isinstance(variants, list) and variants, f"variants() must return a non-empty list, got {variants!r}"
     for params in variants:
-        variant = _instance(plugin, **params)
+        variant = fresh(plugin, **params)
         variant.setup(TASKS)
         variant.weights()
 
 
 def check_requires_setup(plugin: Any) -> None:
     try:
-        _instance(plugin).total_loss(torch.ones(2))
+        fresh(plugin).total_loss(torch.ones(2))
     except ContractViolation:
         return
     raise AssertionError("total_loss before setup must raise ContractViolation")

@@ -4,22 +4,17 @@ the space, and whose table, when shipped, covers it."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 
 from benchtool.contracts.data import DatasetInfo
 from benchtool.contracts.nas import InvalidArchitecture, SearchSpace
-from benchtool.testing import Check
+from benchtool.testing import Check, instance
 
 SAMPLES = 60
 ENUMERATE_LIMIT = 20_000  # spaces up to this size are enumerated to check `size`
 PROBE_INFO = DatasetInfo("probe-8x8", "classification", (1, 8, 8), 10, (0.0, 1.0))
-
-
-def instance(plugin: Any) -> SearchSpace:
-    return plugin() if inspect.isclass(plugin) else plugin
 
 
 def _samples(space: SearchSpace, seed: int = 0) -> list[tuple[int, ...]]:

@@ -7,15 +7,14 @@ small toy spaces (one with a conditional walk) with a deterministic reward.
 
 from __future__ import annotations
 
-import inspect
 import math
 import zlib
 from typing import Any
 
-from benchtool.contracts.nas import Architecture, Decision, SearchFinished, SearchSpace, SearchStrategy
+from benchtool.contracts.nas import Architecture, Decision, SearchFinished, SearchSpace
 from benchtool.nas.evaluators import Evaluation, Evaluator
 from benchtool.nas.search import Budget, SearchResult, run_search
-from benchtool.testing import Check
+from benchtool.testing import Check, fresh
 
 CHECK_EVALUATIONS = 40
 
@@ -70,13 +69,6 @@ class ToyEvaluator(Evaluator):
             return Evaluation.failed("toy failure", cost_seconds=1.0)
         value = toy_reward(self.space, arch)
         return Evaluation("ok", value, value, 1.0)
-
-
-def fresh(plugin: Any) -> SearchStrategy:
-    """A new, unstarted instance: of the class, or of the instance's class and params."""
-    if inspect.isclass(plugin):
-        return plugin()
-    return type(plugin)(**plugin.params)
 
 
 def _search(plugin: Any, space: SearchSpace, *, evaluations: int = CHECK_EVALUATIONS, seed: int = 0,

@@ -4,14 +4,13 @@ hypothesis of the universal approximation theorem)."""
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 
 from benchtool.contracts.limits import TargetFunction
 from benchtool.limits.approximation import check_domain, expanded
-from benchtool.testing import Check
+from benchtool.testing import Check, instance
 
 POINTS = 64
 CONTINUITY_POINTS = 2001
@@ -19,11 +18,7 @@ REFINEMENT = 10
 CONTINUITY_RATIO = 0.6  # max jump must shrink at least this much when the grid is refined 10x
 
 
-def _instance(plugin: Any) -> TargetFunction:
-    return plugin() if inspect.isclass(plugin) else plugin
-
-
-def _points(target: TargetFunction, box: tuple[tuple[float, float], ...], n: int, seed: int = 0) -> torch.Tensor:
+def _points(box: tuple[tuple[float, float], ...], n: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     low = torch.tensor([b[0] for b in box])
     high = torch.tensor([b[1] for b in box])
@@ -36,27 +31,27 @@ def check_declares_name(plugin: Any) -> None:
 
 
 def check_domain_valid(plugin: Any) -> None:
-    check_domain(_instance(plugin))
+    check_domain(instance(plugin))
 
 
 def check_finite_inside_and_outside(plugin: Any) -> None:
     """Finite values of shape (N,) on the box and on the wider box the suite also scores."""
-    target = _instance(plugin)
+    target = instance(plugin)
     box = check_domain(target)
     for where in (box, expanded(box)):
-        target(_points(target, where, POINTS))  # the base class raises on a bad shape or NaN
+        target(_points(where, POINTS))  # the base class raises on a bad shape or NaN
 
 
 def check_deterministic(plugin: Any) -> None:
-    target = _instance(plugin)
-    x = _points(target, check_domain(target), POINTS)
+    target = instance(plugin)
+    x = _points(check_domain(target), POINTS)
     assert torch.equal(target(x), target(x)), "the same inputs gave different values"
 
 
 def check_pointwise(plugin: Any) -> None:
     """f of a batch equals f of each row alone."""
-    target = _instance(plugin)
-    x = _points(target, check_domain(target), 8)
+    target = instance(plugin)
+    x = _points(check_domain(target), 8)
     rows = torch.cat([target(x[i : i + 1]) for i in range(len(x))])
     assert torch.allclose(target(x), rows, rtol=1e-6, atol=1e-6), "f(batch) differs from f applied row by row"
 
@@ -72,7 +67,7 @@ def _max_jump(target: TargetFunction, axis: int, points: int) -> float:
 def check_continuous(plugin: Any) -> None:
     """Along each axis through a point a third of the way into the box, the largest step between neighbouring grid
     points shrinks when the grid is refined: a jump would stay the same size."""
-    target = _instance(plugin)
+    target = instance(plugin)
     for axis in range(len(check_domain(target))):
         coarse = _max_jump(target, axis, CONTINUITY_POINTS)
         fine = _max_jump(target, axis, (CONTINUITY_POINTS - 1) * REFINEMENT + 1)
