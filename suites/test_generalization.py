@@ -25,10 +25,11 @@ import torch
 
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.limits.memorization import (
-    CORRUPTION_FRACTIONS, DROPOUT_TYPES, FitHistory, MemorizationRecipe, corrupt_labels, fit_labels,
+    CORRUPTION_FRACTIONS, FitHistory, MemorizationRecipe, corrupt_labels, fit_labels,
     gaussian_images, memorization_recipe, subsample,
 )
 from benchtool.models.trained import build_seeded
+from benchtool.models.nets import DROPOUT_TYPES
 from benchtool.models.training import evaluate
 
 pytestmark = pytest.mark.bt(models=["mlp", "lenet"], datasets=["digits"])

@@ -18,9 +18,9 @@ from benchtool.contracts.model import TrainRecipe
 from benchtool.contracts.uncertainty import EstimationTask
 from benchtool.data import toy
 from benchtool.errors import UsageError
-from benchtool.models.nets import MLP
+from benchtool.models.nets import MLP, dropout_layers
 from benchtool.testing.estimators import conformance_task
-from benchtool_uncertainty._training import dropout_layers, gaussian_nll, residual_variance
+from benchtool_uncertainty._training import gaussian_nll, residual_variance
 from benchtool_uncertainty.deep_ensemble import DeepEnsemble
 from benchtool_uncertainty.heteroscedastic import Heteroscedastic, heteroscedastic_softmax_nll
 from benchtool_uncertainty.laplace_last_layer import (

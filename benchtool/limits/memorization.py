@@ -8,25 +8,26 @@ training accuracy in eval mode) or its epoch budget runs out.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from benchtool.config import check_budget
 from benchtool.contracts.data import Split
 from benchtool.contracts.model import TrainRecipe
 from benchtool.data.splits import rng_for
 from benchtool.errors import UsageError
-from benchtool.models.training import check_recipe, evaluate, make_optimizer
+from benchtool.models.nets import dropout_layers
+from benchtool.models.training import check_recipe, evaluate, loss_and_correct, train_epochs
 
 CORRUPTION_FRACTIONS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 LABEL_NOISE_STREAM = 100  # random stream of the label corruption (distinct from splits/shifts)
 PIXEL_NOISE_STREAM = 101  # random stream of the Gaussian images
-DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,7 @@ def memorization_recipe(budget: str) -> MemorizationRecipe:
     ``small`` fits 256 training examples in at most 100 epochs; ``default`` the whole
     digits training split in at most 200; ``full`` in at most 400."""
     table = {"small": (150, 32, 256), "default": (200, 64, None), "full": (400, 64, None)}
-    if budget not in table:
-        raise UsageError(f"unknown budget {budget!r}; expected one of: {', '.join(table)}")
-    epochs, batch, examples = table[budget]
+    epochs, batch, examples = table[check_budget(budget)]
     recipe = TrainRecipe(epochs=epochs, batch_size=batch, optimizer="adam", lr=3e-3, schedule="cosine")
     return MemorizationRecipe(recipe=recipe, train_examples=examples)
 
@@ -135,7 +134,7 @@ class FitHistory:
 
 def disable_dropout(model: nn.Module) -> int:
     """Set every dropout layer's rate to 0; returns how many there were."""
-    layers = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
+    layers = dropout_layers(model)
     for layer in layers:
         layer.p = 0.0
     return len(layers)
@@ -159,26 +158,18 @@ def fit_labels(
     if not setup.keep_dropout:
         disable_dropout(model)
     model.to(device)
-    x, y = train.x.to(device), train.y.to(device)
-    train_on_device, test_on_device = Split(x, y), test.to(device)
-    optimizer = make_optimizer(model, recipe)
-    history = FitHistory(steps_per_epoch=math.ceil(len(x) / recipe.batch_size))
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * history.steps_per_epoch)
-    shuffle = torch.Generator().manual_seed(seed)
+    train_on_device, test_on_device = train.to(device), test.to(device)
+    history = FitHistory(steps_per_epoch=math.ceil(len(train) / recipe.batch_size))
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for epoch in range(1, recipe.epochs + 1):
-            model.train()
-            for batch in torch.randperm(len(x), generator=shuffle).split(recipe.batch_size):
-                if len(batch) < 2:  # a lone last example would break BatchNorm
-                    continue
-                batch = batch.to(device)
-                loss = F.cross_entropy(model(x[batch]), y[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
+        model.train()  # evaluate() restores it after every epoch
+        epochs = train_epochs(
+            model, train_on_device, dataclasses.replace(recipe, schedule="cosine"),  # always decayed, as documented
+            lambda outputs, targets: loss_and_correct(outputs, targets, "classification"),
+            seed=seed, device=device, label=f"memorization seed {seed}",
+        )
+        for epoch, _ in enumerate(epochs, start=1):
             train_loss, train_accuracy = evaluate(model, train_on_device, "classification", device)
             history.train_loss.append(train_loss)
             history.train_accuracy.append(train_accuracy)

@@ -15,9 +15,17 @@ from torch import nn
 from benchtool.contracts.data import DatasetInfo
 
 
+DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
 def output_size(info: DatasetInfo) -> int:
     """Logits per class for classification, ``output_dim`` predictions for regression."""
     return info.num_classes if info.task == "classification" and info.num_classes else info.output_dim
+
+
+def dropout_layers(model: nn.Module) -> list[nn.Module]:
+    """The model's dropout modules (functional dropout inside ``forward`` is not visible)."""
+    return [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
 
 
 class InputScaling(nn.Module):

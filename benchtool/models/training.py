@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -25,6 +26,10 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "cosine")
 AUGMENTATIONS = ("none", "crop", "crop-flip")
 EVAL_BATCH = 1024
+
+# (outputs, targets) -> (mean loss, number of right predictions), both tensors on the batch's device
+StepLoss = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+BatchInputs = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # (inputs, shuffle generator) -> inputs
 
 
 class TrainingError(BenchtoolError):
@@ -119,6 +124,63 @@ def evaluate(model: nn.Module, split: Split, task: Task, device: torch.device) -
     return total_loss / n, (correct / n if task == "classification" else math.nan)
 
 
+@dataclass(frozen=True)
+class EpochTotals:
+    """What one epoch of :func:`train_epochs` saw: its mean loss, right predictions and examples."""
+
+    loss: float
+    correct: int
+    seen: int
+
+
+def train_epochs(
+    model: nn.Module,
+    split: Split,
+    recipe: TrainRecipe,
+    step_loss: StepLoss,
+    *,
+    seed: int,
+    device: torch.device,
+    label: str,
+    inputs: BatchInputs | None = None,
+) -> Iterator[EpochTotals]:
+    """Run ``recipe``'s minibatch steps on ``split`` (``make_optimizer``, the cosine schedule,
+    batches shuffled by a generator seeded with ``seed``, a lone last batch skipped for
+    BatchNorm), yielding each epoch's totals. ``inputs`` transforms each batch's inputs
+    (augmentation, drawing from the shuffle generator). The model's train/eval modes and torch's
+    global generator are the caller's. Raises :class:`TrainingError` when the loss diverges."""
+    x_train, y_train = split.x.to(device), split.y.to(device)
+    steps_per_epoch = max(1, math.ceil(len(x_train) / recipe.batch_size))
+    optimizer = make_optimizer(model, recipe)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * steps_per_epoch)
+        if recipe.schedule == "cosine" else None
+    )
+    shuffle = torch.Generator().manual_seed(seed)
+    for epoch in range(1, recipe.epochs + 1):
+        total_loss = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        for batch in torch.randperm(len(x_train), generator=shuffle).split(recipe.batch_size):
+            if len(batch) < 2 and seen:  # a lone last example would break BatchNorm
+                continue
+            batch = batch.to(device)
+            x = x_train[batch] if inputs is None else inputs(x_train[batch], shuffle)
+            loss, right = step_loss(model(x), y_train[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total_loss += loss.detach() * len(batch)
+            correct += right
+            seen += len(batch)
+        epoch_loss = float(total_loss) / seen
+        if not math.isfinite(epoch_loss):
+            raise TrainingError(f"training {label} diverged: the loss is {epoch_loss} in epoch {epoch}")
+        yield EpochTotals(epoch_loss, int(correct), seen)
+
+
 def train(
     model: nn.Module,
     bundle: DataBundle,
@@ -133,46 +195,23 @@ def train(
     after every epoch. The model is left on ``device`` in eval mode."""
     check_recipe(recipe)
     device = torch.device(device)
-    task = bundle.info.task
+    task, bounds = bundle.info.task, bundle.info.bounds
     model.to(device)
-    x_train, y_train = bundle.train.x.to(device), bundle.train.y.to(device)
-    steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
-    optimizer = make_optimizer(model, recipe)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * steps_per_epoch)
-        if recipe.schedule == "cosine" else None
-    )
-    shuffle = torch.Generator().manual_seed(seed)
     bar = ProgressLine(label or f"train seed {seed}", recipe.epochs, enabled=progress)
     history = TrainHistory()
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        for epoch in range(1, recipe.epochs + 1):
-            model.train()
-            total_loss = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            seen = 0
-            for batch in torch.randperm(len(x_train), generator=shuffle).split(recipe.batch_size):
-                if len(batch) < 2 and seen:  # a lone last example would break BatchNorm
-                    continue
-                batch = batch.to(device)
-                x = augment(x_train[batch], recipe.augment, bundle.info.bounds, shuffle)
-                loss, right = loss_and_correct(model(x), y_train[batch], task)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                total_loss += loss.detach() * len(batch)
-                correct += right
-                seen += len(batch)
-            epoch_loss = float(total_loss) / seen
-            if not math.isfinite(epoch_loss):
-                raise TrainingError(f"training {bar.label} diverged: the loss is {epoch_loss} in epoch {epoch}")
+        model.train()  # evaluate() restores it after every epoch
+        epochs = train_epochs(
+            model, bundle.train, recipe, lambda outputs, targets: loss_and_correct(outputs, targets, task),
+            seed=seed, device=device, label=bar.label,
+            inputs=lambda x, generator: augment(x, recipe.augment, bounds, generator),
+        )
+        for epoch, totals in enumerate(epochs, start=1):
             val_loss, val_accuracy = evaluate(model, bundle.val, task, device)
-            history.train_loss.append(epoch_loss)
-            history.train_accuracy.append(int(correct) / seen if task == "classification" else math.nan)
+            history.train_loss.append(totals.loss)
+            history.train_accuracy.append(totals.correct / totals.seen if task == "classification" else math.nan)
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_accuracy)
             bar.update(epoch, _status(history))

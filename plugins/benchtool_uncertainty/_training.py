@@ -1,11 +1,10 @@
 """Training for estimators that need a loss the zoo trainer does not use (Gaussian NLL,
-the heteroscedastic softmax likelihood): a plain minibatch loop that follows the model's
-:class:`~benchtool.contracts.model.TrainRecipe` (epochs, batch size, optimizer, lr, weight
-decay, schedule) with the zoo trainer's optimizer. Data augmentation is not applied."""
+the heteroscedastic softmax likelihood): the zoo trainer's seeded minibatch loop
+(:func:`~benchtool.models.training.train_epochs`) under the model's
+:class:`~benchtool.contracts.model.TrainRecipe`, with that loss. Data augmentation is not applied."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -15,44 +14,27 @@ from benchtool.contracts.data import Split
 from benchtool.contracts.model import TrainRecipe
 from benchtool.contracts.uncertainty import EstimationTask
 from benchtool.errors import UsageError
-from benchtool.models.training import check_recipe, make_optimizer
+from benchtool.models.nets import dropout_layers
+from benchtool.models.training import check_recipe, train_epochs
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (network output, targets) -> scalar
-DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
-
-
-def dropout_layers(model: nn.Module) -> list[nn.Module]:
-    """The model's dropout modules (functional dropout inside ``forward`` is not visible)."""
-    return [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
 
 
 def train_with_loss(
     network: nn.Module, split: Split, recipe: TrainRecipe, loss: Loss, *, seed: int, device: torch.device
 ) -> nn.Module:
     """Train ``network`` on ``split`` with ``loss`` under ``recipe``; return it frozen, in eval
-    mode. Dropout stays off: its noise on the outputs would be learnt as aleatoric noise."""
+    mode. Dropout stays off: its noise on the outputs would be learnt as aleatoric noise.
+    Raises :class:`~benchtool.models.training.TrainingError` when the loss diverges."""
     network = network.to(device).train()
     for layer in dropout_layers(network):
         layer.eval()
-    optimizer = make_optimizer(network, check_recipe(recipe))
-    steps_per_epoch = max(1, math.ceil(len(split) / recipe.batch_size))
-    total_steps = recipe.epochs * steps_per_epoch
-    schedule = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-        if recipe.schedule == "cosine" else None
-    )
-    order = torch.Generator().manual_seed(seed)
-    x, y = split.x.to(device), split.y.to(device)
-    for _ in range(recipe.epochs):
-        for step, batch in enumerate(torch.randperm(len(split), generator=order).split(recipe.batch_size)):
-            if len(batch) < 2 and step:  # a lone last example would break BatchNorm
-                continue
-            batch = batch.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss(network(x[batch]), y[batch]).backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
+    none_right = torch.zeros((), dtype=torch.int64, device=device)
+    for _ in train_epochs(
+        network, split, check_recipe(recipe), lambda output, targets: (loss(output, targets), none_right),
+        seed=seed, device=device, label=f"{type(network).__name__} seed {seed}",
+    ):
+        pass
     return network.eval().requires_grad_(False)
 
 

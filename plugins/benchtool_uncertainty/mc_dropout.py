@@ -13,8 +13,9 @@ from benchtool import hookimpl
 from benchtool.contracts.data import Task
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.errors import UsageError
+from benchtool.models.nets import dropout_layers
 from benchtool_uncertainty._sampling import forward_in_batches, stochastic_passes
-from benchtool_uncertainty._training import dropout_layers, residual_variance
+from benchtool_uncertainty._training import residual_variance
 
 
 def sampling_copy(model: nn.Module) -> nn.Module:
