@@ -25,7 +25,7 @@ from benchtool_uncertainty.mc_dropout import sampling_copy
 
 DIGITS = DatasetInfo("digits", "classification", (1, 8, 8), 10, (0.0, 1.0))
 CIFAR = DatasetInfo("cifar10-shaped", "classification", (3, 32, 32), 10, (0.0, 1.0))
-MODES = {"loop": 1, "batched": None, "adaptive": None}  # passes per call; batched = all T
+MODES = ("loop", "batched", "adaptive")  # one pass per call, all T in one call, adaptive chunks
 
 
 def models(device: torch.device) -> dict[str, tuple[nn.Module, DatasetInfo]]:
@@ -40,7 +40,6 @@ def models(device: torch.device) -> dict[str, tuple[nn.Module, DatasetInfo]]:
 def run_sampling(network: nn.Module, x: torch.Tensor, passes: int, per_call: int | None) -> None:
     for chunk in stochastic_passes(network, x, passes, passes_per_call=per_call):
         torch.softmax(chunk, dim=-1)
-
 
 
 def main() -> None:
@@ -61,13 +60,13 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     worst_cpu, best_gpu = 0.0, float("inf")
+    per_call: dict[str, int | None] = {"loop": 1, "batched": args.passes, "adaptive": None}
     with torch.no_grad():
         for name, (network, info) in models(device).items():
             for n in batches:
                 x = torch.rand(n, *info.input_shape, device=device)
                 _, bytes_per_pass = forward_measuring_bytes(network, x)
                 chunk = passes_per_chunk(bytes_per_pass, args.passes - 1, device)
-                per_call = {"loop": 1, "batched": args.passes, "adaptive": None}
                 for mode in MODES:  # warm-up: allocator, kernels, caches
                     run_sampling(network, x, args.passes, per_call[mode])
                 times: dict[str, list[float]] = {mode: [] for mode in MODES}

@@ -13,6 +13,7 @@ recorded as series.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -22,11 +23,14 @@ import torch
 from benchtool import metrics
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
+from benchtool.kernels import calibration_bins
+from benchtool.kernels._arrays import host as host_array
 
 NUM_SAMPLES = {"small": 10, "default": 30, "full": 100}  # T stochastic passes per budget
 ZERO_MI = 1e-6  # below this everywhere, an estimator has no epistemic part (T = 1)
 BAND_POINTS = 200
 CURVE_POINTS = 100  # risk-coverage curves are thinned to this many points
+host = partial(host_array, dtype=np.float64)  # predictions and targets as float64 NumPy
 
 pytestmark = pytest.mark.bt(
     estimators=["softmax", "mc-dropout", "deep-ensemble", "temperature-scaling", "laplace-last-layer",
@@ -63,10 +67,6 @@ def predict(estimator: UncertaintyEstimator, split: Split, bt_config: Any) -> An
     return estimator.predict(split.x.to(bt_config.device), seed=bt_config.seed)
 
 
-def host(values: Any) -> np.ndarray:
-    return values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-
-
 def uncertainty_scores(stats: Any) -> dict[str, np.ndarray]:
     """Higher = more likely OOD: 1 - max prob, predictive entropy and mutual information."""
     return {
@@ -78,18 +78,18 @@ def uncertainty_scores(stats: Any) -> dict[str, np.ndarray]:
 
 def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, params: dict[str, str]) -> None:
     """Accuracy, NLL, Brier, ECE, AURC and the reliability diagram on a labelled set."""
-    bt_record("accuracy", metrics.accuracy(probs, labels), params=params)
+    confidence, correct = metrics.top_label(probs, labels)
+    bins, curve = calibration_bins(confidence, correct), metrics.risk_coverage(confidence, correct)
+    bt_record("accuracy", float(correct.mean()), params=params)
     bt_record("nll", metrics.nll(probs, labels), "nats", params=params)
     bt_record("brier", metrics.brier(probs, labels), params=params)
-    bt_record("ece", metrics.ece(probs, labels), params=params)
-    confidence, correct = metrics.top_label(probs, labels)
-    bt_record("aurc", metrics.aurc(confidence, correct), params=params)
-    bt_record("e-aurc", metrics.e_aurc(confidence, correct), params=params)
-    diagram = metrics.reliability_diagram(probs, labels)
+    bt_record("ece", metrics.ece_from_bins(bins), params=params)
+    bt_record("aurc", curve.aurc, params=params)
+    bt_record("e-aurc", curve.e_aurc, params=params)
+    diagram = metrics.ReliabilityDiagram.from_bins(bins)
     filled = diagram.count > 0
     bt_record.series("reliability", diagram.confidence[filled], diagram.accuracy[filled],
                      x_label="confidence", y_label="accuracy", params=params)
-    curve = metrics.risk_coverage(confidence, correct)
     keep = np.unique(np.linspace(0, len(curve.coverage) - 1, CURVE_POINTS).round().astype(int))
     bt_record.series("risk-coverage", curve.coverage[keep], curve.risk[keep],
                      x_label="coverage", y_label="risk", params=params)

@@ -26,6 +26,13 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "device")
 
 
+def host(x: Any, dtype: Any = None) -> np.ndarray:
+    """``x`` as a NumPy array (a torch tensor is detached and copied to the host), converted
+    to ``dtype`` when one is given."""
+    values = x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
+    return values if dtype is None else values.astype(dtype, copy=False)
+
+
 @dataclass(frozen=True)
 class ArrayKind:
     """Where results go: NumPy, or torch on ``device``; results take ``dtype`` (float32/64)."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from benchtool.kernels import _cpu
-from benchtool.kernels._arrays import check_rank, is_torch, numel
+from benchtool.kernels._arrays import check_rank, host, is_torch, numel
 
 DEFAULT_BINS = 15
 
@@ -64,8 +64,8 @@ def calibration_bins(confidence: Any, correct: Any, n_bins: int = DEFAULT_BINS) 
         return bins
     if is_torch(confidence) and confidence.device.type == "cuda":
         return _bins_torch(confidence, correct, n_bins)
-    conf = np.ascontiguousarray(_host(confidence), dtype=np.float64)
-    hits = _host(correct)
+    conf = np.ascontiguousarray(host(confidence), dtype=np.float64)
+    hits = host(correct)
     _check_confidence(float(conf.min()), float(conf.max()), bool(np.isfinite(conf).all()))
     if hits.dtype != np.bool_:
         if not np.isin(hits, (0, 1)).all():
@@ -92,10 +92,6 @@ class CalibrationAccumulator:
 
 def _arrays_of(bins: CalibrationBins) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return bins.counts, bins.confidence_sums, bins.correct_sums
-
-
-def _host(x: Any) -> np.ndarray:
-    return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
 
 
 def _check_confidence(lowest: float, highest: float, finite: bool) -> None:

@@ -10,12 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from benchtool.kernels._arrays import check_probabilities, is_torch
-
-
-def host(x: Any) -> np.ndarray:
-    """``x`` as a NumPy array (a torch tensor is detached and copied to the host)."""
-    return x.detach().cpu().numpy() if is_torch(x) else np.asarray(x)
+from benchtool.kernels._arrays import check_probabilities, host
 
 
 def floats(x: Any, name: str, ndim: tuple[int, ...] = (1,)) -> np.ndarray:

@@ -27,7 +27,8 @@ from benchtool.contracts._state import ModelSnapshot
 from benchtool.contracts.data import Dataset, DatasetInfo, Split, Task
 from benchtool.contracts.model import TrainRecipe
 from benchtool.contracts.uncertainty import PROB_SUM_TOLERANCE, EstimationTask, UncertaintyEstimator, seeded
-from benchtool.testing import Check
+from benchtool.models.nets import output_size
+from benchtool.testing import Check, fresh
 
 TASKS: tuple[Task, ...] = ("classification", "regression")
 NUM_CLASSES = 3
@@ -42,7 +43,7 @@ MAX_EXAMPLES = 5
 def tiny_network(info: DatasetInfo, outputs: int | None = None) -> nn.Module:
     """Linear-BatchNorm-ReLU-Dropout-Linear: BatchNorm statistics and a dropout layer make
     any change to the model's mode or buffers visible; ``outputs`` overrides the width."""
-    width = outputs or (info.num_classes if info.task == "classification" else info.output_dim)
+    width = outputs or output_size(info)
     return nn.Sequential(
         nn.Flatten(), nn.Linear(info.input_shape[0], HIDDEN), nn.BatchNorm1d(HIDDEN), nn.ReLU(), nn.Dropout(0.2),
         nn.Linear(HIDDEN, width),
@@ -98,11 +99,6 @@ def conformance_task(task: Task, seed: int = 0) -> tuple[EstimationTask, Split]:
     return estimation, splits["test"]
 
 
-def _fresh(plugin: Any) -> UncertaintyEstimator:
-    """A new, unfitted instance (an instance's hyper-parameters are kept)."""
-    return plugin() if inspect.isclass(plugin) else type(plugin)(**plugin.params)
-
-
 def _supported(plugin: Any) -> list[Task]:
     return [task for task in TASKS if task in plugin.tasks]
 
@@ -119,7 +115,7 @@ class Fitted:
 def _fit(plugin: Any, task: Task, seed: int = 0) -> Fitted:
     """A fresh estimator fit through the harness; ``fit`` may not load any dataset."""
     estimation, test = conformance_task(task, seed)
-    estimator = _fresh(plugin)
+    estimator = fresh(plugin)
     with datasets_unloadable():
         estimator.fit_checked(estimation)
     return Fitted(estimator, estimation, test)
@@ -160,10 +156,6 @@ def _for_batches(fitted: Fitted, rule: Any) -> None:
     holds()
 
 
-def _width(task: EstimationTask) -> int:
-    return task.info.num_classes if task.info.task == "classification" else task.info.output_dim
-
-
 def _tensors(chunk: Any, task: EstimationTask) -> tuple[torch.Tensor, ...]:
     if task.info.task == "classification":
         assert isinstance(chunk, torch.Tensor), f"a chunk is {type(chunk).__name__}, expected a probability tensor"
@@ -185,7 +177,7 @@ def check_sample_shape(plugin: Any) -> None:
     """Every chunk is ``(t, N, C)`` (or a pair of ``(t, N, D)``), at least one pass in all."""
 
     def rule(fitted: Fitted, x: torch.Tensor, seed: int) -> None:
-        task, width = fitted.task, _width(fitted.task)
+        task, width = fitted.task, output_size(fitted.task.info)
         chunks = raw_samples(fitted.estimator, x, seed)
         passes = 0
         for chunk in chunks:
@@ -285,7 +277,7 @@ def check_model_left_as_given(plugin: Any) -> None:
     for task in _supported(plugin):
         estimation, test = conformance_task(task)
         snapshot = ModelSnapshot.take(estimation.model)
-        estimator = _fresh(plugin)
+        estimator = fresh(plugin)
         estimator.fit(estimation)
         snapshot.verify(estimation.model, estimator.name)
         raw_samples(estimator, test.x, seed=5)

@@ -12,6 +12,7 @@ import torch
 from benchtool import hookimpl
 from benchtool.contracts.data import Task
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
+from benchtool.models.nets import output_size
 from benchtool_uncertainty._sampling import sampled_in_chunks
 from benchtool_uncertainty._training import build_for_training, gaussian_head, gaussian_nll, train_with_loss
 
@@ -54,8 +55,7 @@ class Heteroscedastic(UncertaintyEstimator):
 
     def fit(self, task: EstimationTask) -> None:
         self.regression = task.info.task == "regression"
-        width = task.info.output_dim if self.regression else task.info.num_classes or 0
-        network, recipe = build_for_training(task, 2 * width, self.name)
+        network, recipe = build_for_training(task, 2 * output_size(task.info), self.name)
         loss = (partial(gaussian_nll, beta=float(self.params["beta"])) if self.regression
                 else heteroscedastic_softmax_nll(int(self.params["train_samples"])))
         self.network = train_with_loss(network, task.train, recipe, loss, seed=task.seed, device=task.device)

@@ -75,13 +75,21 @@ class KroneckerPosterior:
         eig_g, basis_g = torch.linalg.eigh(g)
         return cls(basis_a, eig_a.clamp_min(0), basis_g, eig_g.clamp_min(0))
 
+    def projected_squares(self, features: torch.Tensor) -> torch.Tensor:
+        """``a_ni^2``, (N, H+1): the features with their bias column in A's eigenbasis, squared;
+        they do not depend on the prior precision."""
+        return (with_bias_column(features) @ self.feature_basis).square()
+
     def output_variances(self, features: torch.Tensor, prior_precision: float | None = None) -> torch.Tensor:
         """Variances of the outputs in G's eigenbasis, (N, C): the output covariance of
         input n is ``Q_G diag(v_n) Q_G^T`` with ``v_nk = sum_i a_ni^2 / (l_i g_k + tau)``."""
+        return self.variances_of(self.projected_squares(features), prior_precision)
+
+    def variances_of(self, squares: torch.Tensor, prior_precision: float | None = None) -> torch.Tensor:
+        """:meth:`output_variances` from the :meth:`projected_squares` of the features."""
         tau = self.prior_precision if prior_precision is None else prior_precision
-        projected = with_bias_column(features) @ self.feature_basis
         inverse = 1.0 / (self.feature_eigenvalues[:, None] * self.output_eigenvalues[None, :] + tau)
-        return projected.square() @ inverse
+        return squares @ inverse
 
     def marginal_variances(self, variances: torch.Tensor) -> torch.Tensor:
         """Per-output variances (the covariance's diagonal) from eigenbasis variances."""
@@ -141,9 +149,10 @@ class LaplaceLastLayer(UncertaintyEstimator):
     def _tune(self, val: Any) -> float:
         """The grid's prior precision with the lowest validation NLL."""
         features, outputs = features_and_outputs(self.model, self.layer, val.x)
+        squares = self.posterior.projected_squares(features)
         scores = []
         for tau in PRIOR_PRECISION_GRID:
-            variances = self.posterior.output_variances(features, tau)
+            variances = self.posterior.variances_of(squares, tau)
             marginal = self.posterior.marginal_variances(variances)
             if self.regression:
                 scores.append(gaussian_nll(outputs, marginal + self.noise_variance, val.y))
