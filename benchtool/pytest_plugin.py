@@ -209,6 +209,35 @@ def _group_by_model(config: pytest.Config) -> None:
         config.option.dist = "loadgroup"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tag each cell's node id with its ``xdist_group`` on a ``loadgroup`` worker, where
+    pytest-xdist's own tagging did not take.
+
+    pytest-xdist (3.8) tags by assigning ``item._nodeid``; since pytest 9.2 a node keeps its
+    id in ``item._id`` (a structured ``NodeId``), so that assignment no longer changes
+    ``item.nodeid``, the controller sees untagged ids and ``loadgroup`` silently degrades to
+    ``load``. This sets the id the way the running pytest stores it, and does nothing where
+    xdist's tag is already there (older pytest, or a fixed xdist).
+    """
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        if not groups:
+            continue
+        suffix = "@" + "_".join(groups)
+        if item.nodeid.endswith(suffix):
+            continue
+        tagged = item.nodeid + suffix
+        node_id = getattr(item, "_id", None)
+        if node_id is not None and not isinstance(node_id, str):
+            item._id = type(node_id).parse(tagged)  # pytest >= 9.2
+        else:
+            item._nodeid = tagged
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``loadgroup`` whose crashed cell fails alone (:mod:`benchtool.executors.xdist_groups`)."""
