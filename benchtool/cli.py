@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchtool import __version__
-from benchtool.config import BUDGETS, check_budget, resolve_device
+from benchtool.config import BUDGETS, check_budget, check_seed, resolve_device
 from benchtool.errors import BenchtoolError, UsageError, choices_error
+from benchtool.host import prepare_local_plugins
 from benchtool.registry import KINDS, resolve_kind
+from benchtool.results import check_writable
 from benchtool.tables import format_table
 
 EXIT_USAGE = 2
@@ -74,11 +77,10 @@ def suite_paths(names: Sequence[str]) -> list[str]:
     valid = suite_names()
     paths = []
     for name in names:
-        base = name.split("::", 1)[0]
-        if Path(base).exists():
-            paths.append(name)
-        elif name in valid:
+        if name in valid:  # a suite name wins over a folder of that name in the working directory
             paths.append(str(suites_dir() / f"test_{name}.py"))
+        elif Path(name.split("::", 1)[0]).exists():
+            paths.append(name)
         else:
             raise choices_error("suite", name, valid)
     return paths
@@ -133,8 +135,9 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--numprocesses", metavar="N", default=None,
                         help="spread the cells over N worker processes (pytest-xdist), one GPU each; "
                              "cells sharing a trained model stay on one worker; 'auto' = one per CPU")
-    parser.add_argument("--store", metavar="PATH",
-                        help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db)")
+    from benchtool.store.db import STORE_HELP
+
+    parser.add_argument("--store", metavar="PATH", help=STORE_HELP)
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="re-run a stored run's command line, running only the cases it has not finished")
 
@@ -142,18 +145,34 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
 @command("run", "run the benchmark suites (any other option goes to pytest: -k, -x, --lf, ...)",
          passthrough=True)(_configure_run)
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    import pytest
+    """pytest over the suites, in a supervised child process (:func:`benchtool.supervisor.supervise`):
+    a cell that ends the process (``os._exit``, a segfault, a hung plugin call) is named, and
+    every case finished before it stays stored."""
+    from benchtool.supervisor import supervise
 
-    resolve_device(args.device)
-    check_budget(args.budget)
-    if args.resume:
-        from benchtool.store.commands import resume_pytest_args
+    def run_pytest() -> int:
+        import pytest
 
-        argv = resume_pytest_args(args, extra)
-    else:
-        argv = pytest_args(args, extra)
-    code = int(pytest.main(argv))
-    return EXIT_USAGE if code == PYTEST_USAGE_ERROR else code
+        try:  # the device is resolved in the child: CUDA must not be initialized before the fork
+            resolve_device(args.device)
+            check_budget(args.budget)
+            check_seed(args.seed, "--seed")
+            if args.json:
+                check_writable(args.json, "--json")
+            prepare_local_plugins(args.plugin)  # -p modules import from the working directory
+            if args.resume:
+                from benchtool.store.commands import resume_pytest_args
+
+                argv = resume_pytest_args(args, extra)
+            else:
+                argv = pytest_args(args, extra)
+        except BenchtoolError as exc:  # as main() prints it
+            print(f"benchtool run: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        code = int(pytest.main(argv))
+        return EXIT_USAGE if code == PYTEST_USAGE_ERROR else code
+
+    return supervise(run_pytest, command="run")
 
 
 # --- list -------------------------------------------------------------------------------
@@ -168,17 +187,19 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
 
 
 def load_host_from_args(plugin_args: Sequence[str]):
-    from benchtool.host import load_host
+    """The host for a command's ``-p`` values (``MODULE`` loads, ``no:NAME`` blocks)."""
+    from benchtool.host import load_host, prepare_local_plugins
 
-    blocked = [p[3:] for p in plugin_args if p.startswith("no:")]
-    modules = [p for p in plugin_args if not p.startswith("no:")]
-    return load_host(modules=modules, blocked=blocked)
+    plugins = prepare_local_plugins(plugin_args)
+    return load_host(modules=plugins.modules, blocked=plugins.blocked)
 
 
 @command("list", "list every plugin: kind, name, plugin module, distribution, version")(_configure_list)
 def list_plugins(args: argparse.Namespace, extra: list[str]) -> int:
     kinds = [resolve_kind(args.kind).kind] if args.kind else list(KINDS)
     host = load_host_from_args(args.plugin)
+    for warning in host.warnings:
+        print(f"benchtool list: warning: {warning}", file=sys.stderr)
     rows = [
         [e.kind, e.name, e.source.name, e.source.distribution, e.source.version, e.description]
         for kind in kinds for e in host.entries(kind)
@@ -192,9 +213,11 @@ def list_plugins(args: argparse.Namespace, extra: list[str]) -> int:
         for failure in host.failures:
             print(f"failed: {failure}")
         for name in host.blocked:
-            print(f"blocked: {name}")
+            print(f"blocked: {name} ({host.blocked_by[name]})")
     elif host.failures:
-        print(f"({len(host.failures)} plugin(s) failed to load; see benchtool list --all)", file=sys.stderr)
+        names = ", ".join(dict.fromkeys(f.name for f in host.failures))
+        print(f"benchtool list: {len(host.failures)} problem(s) kept plugin(s) {names} from loading; "
+              "see benchtool list --all", file=sys.stderr)
     return 0
 
 
@@ -206,38 +229,57 @@ def _configure_check(parser: argparse.ArgumentParser) -> None:
                         help="pkg.module:Class, pkg.module.Class, or a plugin module (checks what it registers)")
 
 
-def resolve_check_targets(target: str) -> list[object]:
-    """The plugin classes named by ``target``."""
-    from benchtool.host import load_host
+def _import_for_check(module_name: str, target: str) -> tuple[object | None, str]:
+    """(the module, "") or (None, the missing module's name) when it does not exist; an
+    error inside it (a missing dependency, a SyntaxError) is a UsageError showing that error."""
+    from benchtool.host import describe_exception
 
-    module_name, _, attr = target.partition(":")
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError:
+        return importlib.import_module(module_name), ""
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            return None, exc.name
+        raise UsageError(f"cannot import {target!r}: {describe_exception(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - the module's own error, shown as it is
+        raise UsageError(f"cannot import {target!r}: {describe_exception(exc)}") from None
+
+
+def resolve_check_targets(target: str) -> tuple[list[object], list]:
+    """The plugin classes named by ``target``, and for a plugin module the
+    :class:`~benchtool.host.PluginFailure` s of its registration (modules are looked up in the
+    current directory first, as with ``python -m``)."""
+    from benchtool.host import load_host, local_modules_importable
+
+    local_modules_importable()
+    module_name, colon, attr = target.partition(":")
+    module, missing = _import_for_check(module_name, target) if module_name else (None, target)
+    if module is None and not colon and "." in target:
         module_name, _, attr = target.rpartition(".")
-        try:
-            module = importlib.import_module(module_name) if module_name else None
-        except ModuleNotFoundError:
-            module = None
-        if module is None:
-            raise UsageError(f"cannot import {target!r}; expected pkg.module, pkg.module:Class or pkg.module.Class")
+        module, missing = _import_for_check(module_name, target)
+    if module is None:
+        raise UsageError(f"cannot import {target!r}: no module named {missing!r} in the current directory or on "
+                         "sys.path; expected pkg.module, pkg.module:Class or pkg.module.Class")
     if attr:
         if not hasattr(module, attr):
-            raise UsageError(f"module {module_name!r} has no attribute {attr!r}")
-        return [getattr(module, attr)]
+            raise UsageError(f"module {module_name!r} has no attribute {attr!r}; expected a plugin class defined in it")
+        return [getattr(module, attr)], []
     host = load_host(modules=[module_name], use_entry_points=False)
     targets = [e.obj for e in host.registry.all_entries()]
-    if not targets:
-        raise UsageError(f"module {module_name!r} registers no plugin through benchtool hooks")
-    return targets
+    if not targets and not host.failures:
+        raise UsageError(f"module {module_name!r} registers no plugin through benchtool hooks; expected "
+                         "@hookimpl functions such as benchtool_register_attacks(registry)")
+    return targets, host.failures
 
 
 @command("check", "run the conformance checks on a plugin class or module")(_configure_check)
 def check(args: argparse.Namespace, extra: list[str]) -> int:
     from benchtool.testing import run_checks
 
-    failed = 0
-    for target in resolve_check_targets(args.target):
+    targets, failures = resolve_check_targets(args.target)
+    for failure in failures:
+        print(f"FAIL {failure.name}::registration  {failure.summary}")
+    failed = len(failures)
+    for target in targets:
         label = getattr(target, "name", None) or getattr(target, "__qualname__", repr(target))
         try:
             results = run_checks(target)
@@ -281,10 +323,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown and not cmd.passthrough:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return cmd.handler(args, unknown + forwarded)
+        code = cmd.handler(args, unknown + forwarded)
+        sys.stdout.flush()  # a closed pipe shows here, inside the try
+        return code
     except BenchtoolError as exc:
         print(f"benchtool {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `benchtool runs | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        os.close(devnull)
+        return 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,6 +14,8 @@ import torch
 from benchtool.errors import UsageError, choices_error
 
 BUDGETS = ("small", "default", "full")
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeding takes no more; torch takes any of these
+EPS_EXAMPLE = "0,0.05,0.1"
 T = TypeVar("T")
 
 
@@ -47,17 +51,118 @@ def parse_name_list(value: str | None) -> list[str] | None:
     return names or None
 
 
-def parse_float_list(option: str, value: str | None) -> list[float] | None:
+def check_seed(seed: int, option: str = "--bt-seed") -> int:
+    """A seed every generator takes: a whole number from 0 to 2**32 - 1."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise UsageError(f"invalid {option} {seed}; expected a whole number from 0 to {SEED_MAX}")
+    return seed
+
+
+def parse_float_list(option: str, value: str | None, example: str = "0,0.1,0.2") -> list[float] | None:
+    """A comma list of numbers; None when not given. Every item must be a number: an empty
+    list (``,``) or an empty item (``0,,1``) is an error, not silently dropped."""
     if value is None:
         return None
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"invalid {option} {value!r}; expected comma-separated numbers like 0,0.1,0.2") from None
+    expected = f"expected comma-separated numbers like {example}"
+    items = [v.strip() for v in value.split(",")]
+    if not any(items):
+        raise UsageError(f"invalid {option} {value!r}: no number in it; {expected}")
+    numbers = []
+    for item in items:
+        if not item:
+            raise UsageError(f"invalid {option} {value!r}: an empty item between commas; {expected}")
+        try:
+            numbers.append(float(item))
+        except ValueError:
+            raise UsageError(f"invalid {option} {value!r}: {item!r} is not a number; {expected}") from None
+    return numbers
+
+
+def parse_eps_list(value: str | None, option: str = "--bt-eps") -> list[float] | None:
+    """``--bt-eps``: distinct finite numbers >= 0 (how large they may be depends on the data and
+    the attack's norm: :func:`check_eps_range`, once the cells are known)."""
+    numbers = parse_float_list(option, value, EPS_EXAMPLE)
+    if numbers is None:
+        return None
+    expected = f"expected finite numbers >= 0 like {EPS_EXAMPLE}"
+    for eps in numbers:
+        if not math.isfinite(eps) or eps < 0:
+            what = "not a finite number" if not math.isfinite(eps) else "negative"
+            raise UsageError(f"invalid {option} {value!r}: eps {eps:g} is {what}; {expected}")
+    repeated = sorted({eps for eps in numbers if numbers.count(eps) > 1})
+    if repeated:
+        raise UsageError(f"invalid {option} {value!r}: eps {repeated[0]:g} is given twice; {expected}, each once")
+    return numbers
+
+
+def eps_limit(norm: str, bounds: tuple[float, float], input_shape: Sequence[int]) -> float | None:
+    """The largest meaningful eps for an attack in ``norm`` on inputs in the box ``bounds``:
+    the box's diameter in that norm (Linf: high - low; L2: that times sqrt(#values); L1: times
+    #values). A ball that wide already holds every valid input. None for another norm."""
+    low, high = bounds
+    values = math.prod(input_shape)
+    scale = {"linf": 1.0, "l2": math.sqrt(values), "l1": float(values)}.get(norm)
+    return None if scale is None else (high - low) * scale
+
+
+def check_eps_range(eps: Sequence[float], *, norm: str, info: Any, attack: str, option: str = "--bt-eps") -> None:
+    """Every eps within :func:`eps_limit` of the dataset ``info`` (a DatasetInfo) in the norm
+    of ``attack``; the one-line error names both, the data range and the largest valid eps."""
+    limit = eps_limit(norm, info.bounds, info.input_shape)
+    if limit is None:
+        return
+    too_large = [e for e in eps if e > limit * (1 + 1e-9)]
+    if not too_large:
+        return
+    low, high = info.bounds
+    box = f"inputs in [{low:g}, {high:g}]" + ("" if norm == "linf" else f" over {math.prod(info.input_shape)} values")
+    raise UsageError(
+        f"invalid {option} {too_large[0]:g} for attack {attack!r} ({norm}) on dataset {info.name!r} ({box}): "
+        f"expected {norm} eps from 0 to {limit:g}, the {norm} diameter of the data box"
+    )
+
+
+DATA_ENV = "BENCHTOOL_DATA"
+# Folders searched after the user's own: where distributions install datasets (Debian's
+# dataset-fashion-mnist puts the original files in /usr/share/datasets/fashion-mnist).
+# $BENCHTOOL_SYSTEM_DATA (a os.pathsep list; empty: none) replaces them, e.g. for hermetic tests.
+SYSTEM_DATA_ENV = "BENCHTOOL_SYSTEM_DATA"
+SYSTEM_DATA_ROOTS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
+
+
+def system_data_roots() -> list[Path]:
+    """``$BENCHTOOL_SYSTEM_DATA`` when set, else :data:`SYSTEM_DATA_ROOTS`."""
+    value = os.environ.get(SYSTEM_DATA_ENV)
+    if value is None:
+        return list(SYSTEM_DATA_ROOTS)
+    return [Path(part) for part in value.split(os.pathsep) if part]
+
+
+def user_data_root() -> Path:
+    """``~/.cache/benchtool/data``: the per-user folder of datasets."""
+    return Path.home() / ".cache" / "benchtool" / "data"
 
 
 def default_data_root() -> Path:
-    return Path(os.environ.get("BENCHTOOL_DATA", Path.home() / ".cache" / "benchtool" / "data"))
+    """The first data root when ``--bt-data-root`` is not given, where downloads go:
+    ``$BENCHTOOL_DATA``, else ``~/.cache/benchtool/data``."""
+    return Path(os.environ.get(DATA_ENV) or user_data_root())
+
+
+def data_search_path(root: Path | str | None = None) -> list[Path]:
+    """The folders a dataset's files are looked for in, in order: ``root`` (``--bt-data-root``),
+    ``$BENCHTOOL_DATA``, ``~/.cache/benchtool/data``, then :func:`system_data_roots`
+    (``/usr/share/datasets``); each once. Downloads go to the first."""
+    candidates = [Path(root)] if root is not None else []
+    if os.environ.get(DATA_ENV):
+        candidates.append(Path(os.environ[DATA_ENV]))
+    candidates += [user_data_root(), *system_data_roots()]
+    roots: list[Path] = []
+    for candidate in candidates:
+        candidate = candidate.expanduser()
+        if candidate not in roots:
+            roots.append(candidate)
+    return roots
 
 
 @dataclass

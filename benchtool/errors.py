@@ -16,7 +16,8 @@ class PluginError(BenchtoolError):
 
 
 class DuplicateNameError(PluginError):
-    """Two plugins registered one name: fatal at start, the message names both."""
+    """A name registered twice in one :class:`~benchtool.registry.Registry`; the host reports it
+    as the second plugin's failure (rule ``unique-name``), naming both distributions."""
 
 
 class ContractViolation(BenchtoolError):
@@ -27,6 +28,32 @@ class ContractViolation(BenchtoolError):
         self.rule = rule
         self.detail = detail
         super().__init__(f"plugin {plugin!r} broke rule {rule!r}: {detail}")
+
+
+class UndeclaredHyperParameter(ContractViolation, KeyError):
+    """A plugin read a hyper-parameter it does not declare in ``defaults``. A KeyError too, so
+    ``try: params[k] except KeyError`` in plugin code keeps working."""
+
+    def __init__(self, plugin: str, key: object, declared: list[str]) -> None:
+        self.key = key
+        self.declared = declared
+        listed = ", ".join(repr(k) for k in declared) if declared else "none"
+        super().__init__(
+            plugin, "declared-hyperparameter",
+            f"read hyper-parameter {key!r}, which it does not declare; declared: {listed} "
+            f"(add {key!r} to the class's defaults)",
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
+
+
+def did_you_mean(bad: str, valid: list[str] | tuple[str, ...]) -> str:
+    """``"did you mean 'x'?"`` for the valid name closest to ``bad``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(bad, list(valid), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
 
 
 def choices_error(what: str, bad: object, valid: list[str] | tuple[str, ...]) -> UsageError:

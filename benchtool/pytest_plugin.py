@@ -20,16 +20,19 @@ import pytest
 
 from benchtool import __version__
 from benchtool.config import (
-    BUDGETS, RunConfig, check_budget, default_data_root, parse_float_list, parse_name_list, resolve_device,
+    BUDGETS, RunConfig, check_budget, check_eps_range, check_seed, default_data_root, parse_eps_list,
+    parse_name_list, resolve_device,
 )
-from benchtool.errors import BenchtoolError, UsageError, choices_error
+from benchtool.errors import BenchtoolError, UsageError
 from benchtool.registry import KINDS, KindSpec
-from benchtool.results import CaseResult, Record, write_json
+from benchtool.results import CaseResult, Record, check_writable, write_json
 
 RECORDS_PROPERTY = "benchtool_records"
 MODEL_DATA_FIXTURES = ("model", "dataset")
 PLUGIN_FIXTURES = {spec.fixture: spec for spec in KINDS.values() if spec.fixture not in MODEL_DATA_FIXTURES}
 records_key = pytest.StashKey[list[Record]]()
+# feature modules of the bridge, each a pytest plugin of its own
+pytest_plugins = ["benchtool.claims.bridge", "benchtool.watchdog", "benchtool.reproducibility"]
 
 
 def _option_name(spec: KindSpec) -> str:
@@ -40,16 +43,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("benchtool", "benchtool benchmark harness")
     group.addoption("--bt-device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     group.addoption("--bt-budget", default="default", help=f"{' | '.join(BUDGETS)} (default: default)")
-    group.addoption("--bt-seed", type=int, default=0, help="seed of data splits, training and plugins")
+    group.addoption("--bt-seed", type=int, default=0,
+                    help="seed of data splits, training and plugins: 0 to 4294967295 (default: 0)")
     group.addoption("--bt-json", default=None, metavar="PATH", help="write every recorded figure as a JSON list")
     group.addoption("--bt-data-root", default=None, metavar="DIR",
-                    help="folder of local datasets (default: $BENCHTOOL_DATA or ~/.cache/benchtool/data)")
+                    help="folder of local datasets, searched first; then $BENCHTOOL_DATA, ~/.cache/benchtool/data, "
+                         "/usr/share/datasets (Debian's dataset packages)")
     group.addoption("--bt-download", action="store_true", help="allow downloading missing datasets")
     group.addoption("--bt-checkpoint", default=None, metavar="PATH",
                     help="state_dict for the one zoo model selected with --bt-models, instead of training")
-    group.addoption("--bt-eps", default=None, metavar="LIST", help="eps sweep for attacks, e.g. 0,0.05,0.1")
+    group.addoption("--bt-eps", default=None, metavar="LIST",
+                    help="eps sweep for attacks, in each attack's norm, e.g. 0,0.05,0.1: distinct numbers from 0 "
+                         "to the diameter of each selected dataset's input box in that norm (Linf: high - low; "
+                         "L2: that times sqrt(input size))")
     group.addoption("--bt-store", default=None, metavar="PATH",
-                    help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db); -p no:store: none")
+                    help="results database (default: $BENCHTOOL_STORE, else the project's .benchtool/results.db, "
+                         "looked for from here up to the project root); -p no:store: none")
     group.addoption("--bt-resume", default=None, metavar="RUN_ID",
                     help="continue the stored run RUN_ID: run only the cases it has not finished")
     group.addoption("--bt-gpus", default=None, metavar="LIST",
@@ -73,6 +82,7 @@ class BenchSession:
     cases: list[CaseResult] = field(default_factory=list)
     outcomes: dict[str, tuple[str, float, str]] = field(default_factory=dict)
     bundles: dict[tuple[str, int], Any] = field(default_factory=dict)
+    load_errors: dict[tuple[str, int], str] = field(default_factory=dict)  # a dataset that failed to load
     models: dict[tuple[str, str, int], Any] = field(default_factory=dict)
 
 
@@ -88,18 +98,40 @@ def is_worker(config: pytest.Config) -> bool:
 
 
 def _plugin_args(config: pytest.Config) -> tuple[list[str], list[str]]:
-    """(modules, blocked) from the -p values pytest saw."""
-    values = list(getattr(config.known_args_namespace, "plugins", None) or [])
-    blocked = [v[3:] for v in values if v.startswith("no:")]
-    modules = [v for v in values if not v.startswith("no:") and _has_benchtool_hooks(v)]
-    return modules, blocked
+    """(modules, blocked) from the -p values pytest saw, read by benchtool's one parser: the
+    modules that implement benchtool hooks, and every name to block but pytest's own plugins'
+    (``-p no:cacheprovider`` is for pytest, not a benchtool name that matches nothing)."""
+    from importlib.metadata import entry_points
+
+    from benchtool.host import ENTRY_POINT_GROUP, parse_plugin_args
+
+    try:
+        plugins = parse_plugin_args(getattr(config.known_args_namespace, "plugins", None) or [])
+    except BenchtoolError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    ours = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} | set(plugins.modules)
+    pytest_names = {name for name, plugin in config.pluginmanager.list_name_plugin() if plugin is not None}
+    for ep in entry_points(group="pytest11"):
+        pytest_names |= {ep.name, ep.value.partition(":")[0]}
+    try:
+        from _pytest.config import default_plugins, essential_plugins
+
+        pytest_names |= {*default_plugins, *essential_plugins}
+    except ImportError:  # pytest's internals moved: at worst a needless warning
+        pass
+    blocked = [name for name in plugins.blocked
+               if name in ours or not {name, f"pytest_{name}", name.removeprefix("pytest_")} & pytest_names]
+    return [m for m in plugins.modules if _has_benchtool_hooks(m)], blocked
 
 
 def _has_benchtool_hooks(module_name: str) -> bool:
+    """Whether a -p module (already imported by pytest) is meant for benchtool: it marks a hook
+    or names a function like one (the host then reports a missing @hookimpl)."""
     module = sys.modules.get(module_name)
     if module is None:
         return False
-    return any(hasattr(getattr(module, attr, None), "benchtool_impl") for attr in dir(module))
+    return any(hasattr(obj, "benchtool_impl") or (attr.startswith("benchtool_") and callable(obj))
+               for attr, obj in vars(module).items())
 
 
 def _run_config(config: pytest.Config, host: Any) -> RunConfig:
@@ -111,34 +143,51 @@ def _run_config(config: pytest.Config, host: Any) -> RunConfig:
             valid = host.registry.names(spec.kind)
             for name in names:
                 if name not in valid:
-                    raise choices_error(f"{spec.fixture.replace('_', ' ')} in {_option_name(spec)}", name, valid)
+                    raise host.unknown_name_error(spec.kind, name, _option_name(spec))
         filters[spec.kind] = names
+    # every value is checked here, before any work: a bad one is one line and exit 2 (4 in pytest)
+    seed = check_seed(opt("--bt-seed"))
+    eps = parse_eps_list(opt("--bt-eps"))
+    json_path = check_writable(opt("--bt-json"), "--bt-json") if opt("--bt-json") else None
     checkpoint = opt("--bt-checkpoint")
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise UsageError(f"--bt-checkpoint {checkpoint}: no such file")
         if not filters.get("models") or len(filters["models"] or []) != 1:
             raise UsageError("--bt-checkpoint needs exactly one model named with --bt-models")
+        from benchtool.models.checkpoints import read_state_dict
+
+        read_state_dict(checkpoint)  # loadable, and a state_dict; whether it fits: at collection
+    data_root = Path(opt("--bt-data-root")) if opt("--bt-data-root") else default_data_root()
+    _check_dataset_files(host, filters.get("datasets") or [], data_root, opt("--bt-download"))
     executor, device = _scale_out(config)
     return RunConfig(
         device=device,
         budget=check_budget(opt("--bt-budget")),
-        seed=opt("--bt-seed"),
+        seed=seed,
         filters=filters,
-        data_root=Path(opt("--bt-data-root")) if opt("--bt-data-root") else default_data_root(),
+        data_root=data_root,
         download=opt("--bt-download"),
-        json_path=Path(opt("--bt-json")) if opt("--bt-json") else None,
-        eps=parse_float_list("--bt-eps", opt("--bt-eps")),
+        json_path=json_path,
+        eps=eps,
         checkpoint=Path(checkpoint) if checkpoint else None,
         executor=executor,
         ray_address=opt("--bt-ray-address"),
         options={
             "store": opt("--bt-store"),
             "resume": opt("--bt-resume"),
+            "worker": is_worker(config),  # cells run here for a controller, which stores and writes
             "invocation": {"args": [str(a) for a in config.invocation_params.args],
                            "dir": str(config.invocation_params.dir)},
         },
     )
+
+
+def _check_dataset_files(host: Any, names: list[str], root: Path, download: bool) -> None:
+    """Datasets named with ``--bt-datasets`` whose local files are missing: one usage error now
+    (naming the folder and how to get the files), not the same failure in every cell."""
+    from benchtool.data.loading import check_files
+
+    for name in names:
+        check_files(host.registry.create("datasets", name), root=root, download=download)
 
 
 def _scale_out(config: pytest.Config) -> tuple[str, Any]:
@@ -174,7 +223,8 @@ def _scale_out(config: pytest.Config) -> tuple[str, Any]:
 def pytest_configure(config: pytest.Config) -> None:
     from benchtool.host import load_host
 
-    config.addinivalue_line("markers", "bt(**defaults): benchtool suite defaults per kind, e.g. models=[...]")
+    config.addinivalue_line("markers", "bt(**defaults): benchtool suite defaults per kind, e.g. models=[...], and "
+                                       "optional_datasets=[...] (used when their files are found)")
     modules, blocked = _plugin_args(config)
     try:
         host = load_host(modules=modules, blocked=blocked)
@@ -263,6 +313,37 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     lines += [f"benchtool plugin FAILED: {failure}" for failure in host.failures]
     if host.blocked:
         lines.append(f"benchtool plugins blocked: {', '.join(host.blocked)}")
+    lines += [f"benchtool WARNING: {warning}" for warning in host.warnings]
+    lines += _dataset_header_lines(bench)
+    return lines
+
+
+def _dataset_header_lines(bench: BenchSession) -> list[str]:
+    """The data search path, and which datasets that read local files were found where and
+    which were not (suites skip an optional dataset that is not found)."""
+    from benchtool.config import data_search_path
+    from benchtool.data.loading import locate_root
+
+    roots = data_search_path(bench.config.data_root)
+    found, missing = [], []
+    registry = bench.host.registry
+    for name in registry.names("datasets"):
+        try:
+            dataset = registry.create("datasets", name)
+        except Exception:  # noqa: BLE001 - a broken plugin is reported where it is used
+            continue
+        if not callable(getattr(dataset, "check_files", None)):
+            continue  # built-in or generated: always there
+        root = locate_root(dataset, roots)
+        folder = getattr(dataset, "locate", lambda r: r)(root) if root is not None else None
+        (found if root is not None else missing).append(f"{name} ({folder})" if root is not None else name)
+    lines = [f"benchtool data roots: {', '.join(str(r) for r in roots)}"]
+    if found:
+        lines.append(f"benchtool datasets found: {', '.join(found)}")
+    if missing:
+        why = "--bt-download fetches one named with --bt-datasets" if bench.config.download else (
+            "their files are in no data root; suites skip them where optional")
+        lines.append(f"benchtool datasets not found: {', '.join(missing)} ({why})")
     return lines
 
 
@@ -283,10 +364,24 @@ def _candidates(bench: BenchSession, spec: KindSpec, defaults: dict[str, Any]) -
     if spec.kind in defaults:
         suite_names = list(defaults[spec.kind])
         registered = set(bench.host.registry.names(spec.kind))
-        return [n for n in suite_names if n in registered]  # a blocked plugin drops out
+        names = [n for n in suite_names if n in registered]  # a blocked plugin drops out
+        if spec.kind == "datasets":  # optional_datasets=[...]: those whose files are found
+            names += [n for n in _found_optional(bench, defaults.get("optional_datasets", ())) if n not in names]
+        return names
     if spec.kind == "datasets":
         raise UsageError("a suite using the 'dataset' fixture must declare @pytest.mark.bt(datasets=[...])")
     return bench.host.registry.names(spec.kind)
+
+
+def _found_optional(bench: BenchSession, names: Any) -> list[str]:
+    """The suite's ``optional_datasets`` that are registered and whose files some root of the
+    data search path holds (existence only; the report header says which were skipped)."""
+    from benchtool.data.loading import locate_root
+
+    registry = bench.host.registry
+    registered = set(registry.names("datasets"))
+    return [n for n in names
+            if n in registered and locate_root(registry.create("datasets", n), bench.config.data_root) is not None]
 
 
 def _compatible(bench: BenchSession, combo: dict[str, str]) -> bool:
@@ -327,10 +422,79 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         combos = [c for c in combos if _compatible(bench, c)]
     except BenchtoolError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+    if hasattr(metafunc.config, "workerinput"):  # pytest-xdist: its controller collects nothing to check
+        problem = _cell_problem(bench, combos)
+        if problem:
+            raise pytest.Collector.CollectError(problem)  # the message alone, no traceback
     argnames = [s.fixture for s in requested]
     values = [[c[s.kind] for s in requested] for c in combos]
     params = [pytest.param(*v, id="-".join(v), marks=_model_group(c)) for v, c in zip(values, combos)]
     metafunc.parametrize(argnames, params, indirect=True)
+
+
+# --- values checked against the selected cells, before the first one runs ----------------------
+
+FIXTURE_KINDS = {spec.fixture: spec.kind for spec in KINDS.values()}
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_check_values(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Once -k, -m and --bt-resume have selected the cells: a value some selected cell cannot use
+    (:func:`_cell_problem`) ends the run before the first cell, in one line (pytest exit 4,
+    ``benchtool run`` exit 2). pytest-xdist workers check while they parametrize instead."""
+    bench = config.stash.get(session_key, None)
+    if bench is None or is_worker(config):
+        return
+    cells = [
+        {FIXTURE_KINDS[name]: value for name, value in item.callspec.params.items() if name in FIXTURE_KINDS}
+        for item in items if hasattr(item, "callspec")
+    ]
+    problem = _cell_problem(bench, cells)
+    if problem:
+        raise pytest.UsageError(problem)
+
+
+def _cell_problem(bench: BenchSession, cells: list[dict[str, str]]) -> str | None:
+    """The first run value one of ``cells`` (kind -> name) cannot use, as one line, or None:
+    an ``--bt-eps`` beyond the data box of an (attack, dataset) cell in the attack's norm
+    (:func:`~benchtool.config.check_eps_range`), or a ``--bt-checkpoint`` that does not fit
+    the network of a (model, dataset) cell."""
+    cfg = bench.config
+    if not cfg.eps and cfg.checkpoint is None:
+        return None
+    registry = bench.host.registry
+    infos: dict[str, Any] = {}
+    checked: set[tuple[str, str, str]] = set()
+    try:
+        for cell in cells:
+            dataset = cell.get("datasets")
+            if dataset is None:
+                continue
+            if dataset not in infos:
+                infos[dataset] = registry.get("datasets", dataset).create().info()
+            attack, model = cell.get("attacks"), cell.get("models")
+            if cfg.eps and attack and ("eps", attack, dataset) not in checked:
+                checked.add(("eps", attack, dataset))
+                norm = getattr(registry.get("attacks", attack).obj, "norm", None)
+                check_eps_range(cfg.eps, norm=str(norm), info=infos[dataset], attack=attack)
+            if cfg.checkpoint is not None and model and ("checkpoint", model, dataset) not in checked:
+                checked.add(("checkpoint", model, dataset))
+                _check_checkpoint_fits(bench, model, infos[dataset])
+    except UsageError as exc:
+        return str(exc)
+    return None
+
+
+def _check_checkpoint_fits(bench: BenchSession, model_name: str, info: Any) -> None:
+    """``--bt-checkpoint`` loads into the network the cell would build (names and shapes)."""
+    from benchtool.models.trained import build_seeded, load_user_checkpoint
+
+    spec = bench.host.registry.create("models", model_name)
+    if not spec.supports(info):
+        return  # not a cell: the bridge only pairs a model with the datasets it supports
+    cfg = bench.config
+    assert cfg.checkpoint is not None
+    load_user_checkpoint(build_seeded(spec, info, cfg.seed), cfg.checkpoint, spec, info)
 
 
 def _model_group(combo: dict[str, str]) -> tuple[Any, ...]:
@@ -456,14 +620,21 @@ for _spec in PLUGIN_FIXTURES.values():
 
 
 def load_bundle(bench: BenchSession, name: str) -> Any:
-    """The DataBundle for ``name`` at the run's seed, loaded once per run."""
+    """The DataBundle for ``name`` at the run's seed, loaded once per run. A dataset that cannot
+    be loaded (missing files) is tried once: every later cell gets the same one-line error."""
     from benchtool.data import load_dataset
 
     key = (name, bench.config.seed)
+    if key in bench.load_errors:
+        raise UsageError(bench.load_errors[key])
     if key not in bench.bundles:
         dataset = bench.host.registry.create("datasets", name)
         cfg = bench.config
-        bench.bundles[key] = load_dataset(dataset, root=cfg.data_root, seed=cfg.seed, download=cfg.download)
+        try:
+            bench.bundles[key] = load_dataset(dataset, root=cfg.data_root, seed=cfg.seed, download=cfg.download)
+        except UsageError as exc:
+            bench.load_errors[key] = str(exc)
+            raise UsageError(str(exc)) from None
     return bench.bundles[key]
 
 
@@ -504,13 +675,18 @@ def dataset(request: pytest.FixtureRequest) -> Any:
     try:
         return load_bundle(bench, request.param)
     except UsageError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)  # outside the except: no "During handling of ..." chain
 
 
 @pytest.fixture
 def model(request: pytest.FixtureRequest, dataset: Any) -> Any:
     """The selected model, trained on the selected dataset, in eval mode on the run's device."""
-    return trained(_session(request.config), request.param, dataset.info.name)
+    try:
+        return trained(_session(request.config), request.param, dataset.info.name)
+    except UsageError as exc:
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)
 
 
 # --- results ----------------------------------------------------------------------
@@ -537,6 +713,8 @@ class ResultCollector:
 
     def __init__(self, bench: BenchSession) -> None:
         self.bench = bench
+        self.json_written: int | None = None  # records written to --bt-json
+        self.json_error = ""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         bench = self.bench
@@ -565,9 +743,22 @@ class ResultCollector:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         bench = self.bench
-        if bench.config.json_path is not None:
-            write_json(bench.config.json_path, [r for case in bench.cases for r in case.records])
-        bench.host.hook.benchtool_session_finish(config=bench.config, cases=bench.cases, exitstatus=int(exitstatus))
+        status = int(session.exitstatus)  # a resume with nothing left has made pytest's 5 a 0
+        path = bench.config.json_path
+        if path is not None and status != pytest.ExitCode.USAGE_ERROR:  # nothing ran: keep an older file
+            cases = bench.cases
+            resume = session.config.pluginmanager.get_plugin("benchtool-resume")
+            if resume is not None:  # the whole run: what earlier sessions stored, then this one's
+                cases = resume.earlier_cases(cases) + cases
+            records = [r for case in cases for r in case.records]
+            try:
+                write_json(path, records)
+                self.json_written = len(records)
+            except OSError as exc:  # checked writable at the start; the disk may have filled since
+                self.json_error = f"could not write --bt-json {path}: {exc.strerror or exc}"
+                if status == pytest.ExitCode.OK:
+                    session.exitstatus = status = pytest.ExitCode.TESTS_FAILED
+        bench.host.hook.benchtool_session_finish(config=bench.config, cases=bench.cases, exitstatus=status)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from benchtool.tables import leaderboards
@@ -582,8 +773,11 @@ class ResultCollector:
         for lines in bench.host.hook.benchtool_terminal_summary(config=bench.config):
             for line in lines:
                 terminalreporter.write_line(line)
-        if bench.config.json_path is not None and bench.cases:
-            terminalreporter.write_line(f"benchtool: records written to {bench.config.json_path}")
+        if self.json_error:
+            terminalreporter.write_line(f"benchtool: {self.json_error}", red=True)
+        elif self.json_written is not None and (bench.cases or self.json_written):
+            terminalreporter.write_line(
+                f"benchtool: {self.json_written} record(s) written to {bench.config.json_path}")
 
 
 def _case_nodeid(nodeid: str) -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from benchtool.errors import DuplicateNameError, PluginError, choices_error
+from benchtool.errors import ContractViolation, DuplicateNameError, choices_error
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,10 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return [e.name for e in self.entries(kind)]
 
+    def find(self, kind: str, name: str) -> Entry | None:
+        """The entry, or None."""
+        return self._entries[resolve_kind(kind).kind].get(name)
+
     def get(self, kind: str, name: str) -> Entry:
         spec = resolve_kind(kind)
         try:
@@ -131,40 +137,188 @@ class Registry:
         return [e for kind in KINDS for e in self.entries(kind)]
 
 
+_NOT_GIVEN: Any = object()
+
+
 class Registrar:
-    """What a registration hook receives: adds objects of one kind on behalf of one plugin."""
+    """What a registration hook receives: adds objects of one kind on behalf of one plugin.
+
+    ``registry.add(MyAttack)`` registers a class under its ``name``; ``registry.add(name, obj)``
+    also works, and ``name`` must equal ``obj.name``. Each object is checked against what its
+    kind's contract requires (:data:`DECLARATIONS`); a broken rule is recorded in
+    :attr:`problems` (every one, not just the first) and the host then fails the whole plugin.
+    """
 
     def __init__(self, registry: Registry, spec: KindSpec, source: PluginSource) -> None:
         self._registry = registry
         self._spec = spec
         self._source = source
+        self.problems: list[ContractViolation] = []
+        self.attempted: list[str] = []  # every name given to add, registered or not
 
     @property
     def kind(self) -> str:
         return self._spec.kind
 
-    def add(self, name: str, obj: Any, *, description: str | None = None) -> None:
-        """Register ``obj`` (a subclass of the kind's base class, or an instance of it)."""
-        if not isinstance(name, str) or not name or name != name.strip() or "[" in name:
-            raise PluginError(f"plugin {self._source.name!r}: invalid {self._spec.fixture} name {name!r}")
-        base = self._spec.base_class()
-        ok = issubclass(obj, base) if inspect.isclass(obj) else isinstance(obj, base)
-        if not ok:
-            raise PluginError(
-                f"plugin {self._source.name!r} registered {self._spec.fixture} {name!r} as {obj!r}, "
-                f"expected a subclass or instance of {base.__module__}.{base.__qualname__}"
-            )
-        if inspect.isclass(obj) and inspect.isabstract(obj):
-            missing = sorted(getattr(obj, "__abstractmethods__", ()))
-            raise PluginError(
-                f"plugin {self._source.name!r}: {self._spec.fixture} {name!r} ({obj.__qualname__}) "
-                f"does not implement {missing}"
-            )
-        self._registry.add(
-            Entry(self._spec.kind, name, obj, self._source, description or first_doc_line(obj))
-        )
+    def add(self, name: Any, obj: Any = _NOT_GIVEN, *, description: str | None = None) -> None:
+        """Register ``obj`` (a subclass of the kind's base class, or an instance of it) under
+        ``name``; with one argument, ``name`` is the object and its ``name`` attribute names it."""
+        if obj is _NOT_GIVEN:
+            name, obj, explicit = getattr(name, "name", None), name, False
+        else:
+            explicit = True
+        if isinstance(name, str):
+            self.attempted.append(name)
+        found = self._violations(name, obj, explicit)
+        if found:
+            self.problems += found
+            return
+        try:
+            self._registry.add(Entry(self._spec.kind, name, obj, self._source, description or first_doc_line(obj)))
+        except DuplicateNameError:
+            self.problems.append(self._violation(
+                "unique-name", f"{self._what(name, obj)} is registered twice by this plugin; expected one add per name"))
 
     def unavailable(self, name: str, reason: str) -> None:
         """Note something this plugin could provide but not here (a missing extra, say):
         it is not registered, and ``benchtool list --all`` shows the reason."""
         self._registry.unavailable.append((self._spec.kind, name, self._source, reason))
+
+    def _violation(self, rule: str, detail: str) -> ContractViolation:
+        return ContractViolation(self._source.name, rule, detail)
+
+    def _what(self, name: Any, obj: Any) -> str:
+        """``attack 'pgd' (pkg.module.PGD)``: the kind, the name and where the object is defined."""
+        cls = obj if inspect.isclass(obj) else type(obj)
+        where = f"{cls.__module__}.{cls.__qualname__}" + ("" if inspect.isclass(obj) else " instance")
+        label = f" {name!r}" if isinstance(name, str) and name else ""
+        return f"{self._spec.fixture.replace('_', ' ')}{label} ({where})"
+
+    def _violations(self, name: Any, obj: Any, explicit: bool) -> list[ContractViolation]:
+        """Every rule ``obj`` breaks as this kind's ``name``: derived from the base class,
+        concrete, a valid ``name`` that is the registered one, the kind's declarations."""
+        base = self._spec.base_class()
+        what = self._what(name, obj)
+        if not (issubclass(obj, base) if inspect.isclass(obj) else isinstance(obj, base)):
+            got = obj.__qualname__ if inspect.isclass(obj) else f"{type(obj).__qualname__} instance"
+            label = f" {name!r}" if isinstance(name, str) and name else ""
+            return [self._violation(
+                "derives-from-base", f"{self._spec.fixture.replace('_', ' ')}{label} is {got}; "
+                                     f"expected a subclass or instance of {base.__module__}.{base.__qualname__}")]
+        found = []
+        if inspect.isclass(obj) and inspect.isabstract(obj):
+            missing = sorted(getattr(obj, "__abstractmethods__", ()))
+            found.append(self._violation("implements-abstract", f"{what} does not implement {missing}"))
+        declared = getattr(obj, "name", None)
+        if not _valid_name(declared):
+            found.append(self._violation(
+                "declares-name", f"{what} declares name = {declared!r}; expected a class attribute name = "
+                                 "'...' (a non-empty string without spaces at its ends or '[')"))
+        elif explicit and name != declared:
+            cls = obj if inspect.isclass(obj) else type(obj)
+            found.append(self._violation(
+                "name-matches", f"{what} is registered as {name!r} but declares name = {declared!r}; expected "
+                                f"the same name (registry.add({cls.__name__}) takes it from the class)"))
+        for declaration in DECLARATIONS.get(self._spec.kind, ()):
+            problem = declaration.check(obj)
+            if problem:
+                found.append(self._violation(declaration.rule, f"{what} {problem}"))
+        return found
+
+
+def _valid_name(name: Any) -> bool:
+    return isinstance(name, str) and bool(name) and name == name.strip() and "[" not in name
+
+
+# --- what each kind's contract requires an object to declare (checked at registration) ----
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One rule on a class attribute: ``check(obj)`` says what is wrong and what was expected
+    (``"declares no norm; expected ..."``), or returns None."""
+
+    rule: str
+    check: Callable[[Any], str | None]
+
+
+_MISSING: Any = object()
+
+
+def _check_norm(obj: Any) -> str | None:
+    from benchtool.contracts.attack import Norm
+
+    valid = get_args(Norm)
+    norm = getattr(obj, "norm", _MISSING)
+    if norm is _MISSING:
+        return f"declares no norm; expected norm = one of {', '.join(map(repr, valid))}"
+    return None if norm in valid else f"declares norm = {norm!r}; expected one of {', '.join(map(repr, valid))}"
+
+
+def _check_bool(attr: str) -> Callable[[Any], str | None]:
+    def check(obj: Any) -> str | None:
+        value = getattr(obj, attr, _MISSING)
+        return None if isinstance(value, bool) else f"declares {attr} = {value!r}; expected True or False"
+
+    return check
+
+
+def _check_tasks(obj: Any) -> str | None:
+    from benchtool.contracts.data import Task
+
+    valid = set(get_args(Task))
+    tasks = getattr(obj, "tasks", _MISSING)
+    ok = isinstance(tasks, (set, frozenset, tuple, list)) and tasks and set(tasks) <= valid
+    return None if ok else f"declares tasks = {tasks!r}; expected a non-empty set of {sorted(valid)}"
+
+
+def _check_defaults(obj: Any) -> str | None:
+    defaults = getattr(obj, "defaults", {})
+    if not isinstance(defaults, dict) or not all(isinstance(k, str) for k in defaults):
+        return f"declares defaults = {defaults!r}; expected a dict of hyper-parameter names to values"
+    return None
+
+
+def _check_budget_overrides(obj: Any) -> str | None:
+    from benchtool.config import BUDGETS
+
+    overrides = getattr(obj, "budget_overrides", {})
+    defaults = getattr(obj, "defaults", {})
+    if not isinstance(overrides, dict) or not isinstance(defaults, dict):
+        return f"declares budget_overrides = {overrides!r}; expected a dict of budget to hyper-parameters"
+    for budget, values in overrides.items():
+        if budget not in BUDGETS:
+            return f"declares budget_overrides[{budget!r}]; expected budgets among {list(BUDGETS)}"
+        unknown = sorted(set(values) - set(defaults)) if isinstance(values, dict) else values
+        if unknown:
+            return (f"declares budget_overrides[{budget!r}] = {values!r}, which sets undeclared hyper-parameter(s) "
+                    f"{unknown}; expected names from defaults {sorted(defaults)}")
+    return None
+
+
+def _check_domain(obj: Any) -> str | None:
+    domain = getattr(obj, "domain", _MISSING)
+    if domain is _MISSING:
+        return "declares no domain; expected domain = ((low, high), ...), one finite interval per input dimension"
+    try:
+        ok = len(domain) > 0 and all(
+            len(box) == 2 and math.isfinite(box[0]) and math.isfinite(box[1]) and box[0] < box[1] for box in domain)
+    except TypeError:
+        ok = False
+    return None if ok else f"declares domain = {domain!r}; expected ((low, high), ...) with finite low < high"
+
+
+DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
+    "attacks": (
+        Declaration("declares-norm", _check_norm),
+        Declaration("declares-needs-gradients", _check_bool("needs_gradients")),
+        Declaration("declares-supports-targeted", _check_bool("supports_targeted")),
+        Declaration("declares-defaults", _check_defaults),
+        Declaration("declares-budget-overrides", _check_budget_overrides),
+    ),
+    "estimators": (Declaration("declares-tasks", _check_tasks), Declaration("declares-defaults", _check_defaults)),
+    "models": (Declaration("declares-tasks", _check_tasks),),
+    "strategies": (Declaration("declares-defaults", _check_defaults),),
+    "loss_weightings": (Declaration("declares-defaults", _check_defaults),),
+    "target_functions": (Declaration("declares-domain", _check_domain), Declaration("declares-defaults", _check_defaults)),
+}

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchtool.errors import UsageError
 
 RECORD_FIELDS = (
     "suite", "case", "kind", "plugin", "model", "dataset",
@@ -76,13 +79,49 @@ class CaseResult:
     message: str = ""
 
 
-def write_json(path: str | Path, records: list[Record]) -> None:
-    """Write records atomically as a JSON list (the documented schema)."""
+def check_writable(path: str | Path, option: str, example: str = "results.json") -> Path:
+    """Raise a one-line :class:`UsageError` now, before any work, unless ``path`` can be written
+    later: not a folder, not a read-only file, and its nearest existing folder is one we may
+    write in (missing folders are created when the file is written). Creates nothing."""
+    target = Path(path).expanduser()
+    where = f"{option} {path}"
+    if target.is_dir():
+        raise UsageError(f"{where} is a directory; expected a file name such as {target / example}")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageError(f"{where}: the file is read-only")
+    check_creatable(target, where)
+    return target
+
+
+def check_creatable(path: Path, where: str) -> None:
+    """Raise unless ``path`` can be created: its nearest existing folder is one we may write in."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"{where}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: no permission to write in {folder}")
+
+
+def write_text_atomically(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file of its own, renamed into place: a
+    reader never sees half a file, and writers of one path never collide (the last one wins)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps([r.to_json() for r in records], indent=1))
-    tmp.replace(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as handle:  # "x": a fresh file, permissions from the umask
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, records: list[Record]) -> None:
+    """Write records atomically as a JSON list (the documented schema)."""
+    write_text_atomically(path, json.dumps([r.to_json() for r in records], indent=1))
 
 
 def read_json(path: str | Path) -> list[Record]:

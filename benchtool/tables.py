@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from benchtool.claims.core import VERDICT_NODEID_PREFIX
 from benchtool.results import CaseResult
+
+if TYPE_CHECKING:
+    from benchtool.claims.core import Verdict
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
@@ -46,10 +50,14 @@ def leaderboards(cases: Sequence[CaseResult]) -> list[tuple[str, list[str]]]:
         by_suite[case.suite].append(case)
     tables = []
     for suite, suite_cases in sorted(by_suite.items()):
+        if all(case.nodeid.startswith(VERDICT_NODEID_PREFIX) for case in suite_cases):
+            continue
         metrics: list[str] = []
         rows: dict[tuple[str, str], dict[str, float]] = {}
         outcome: dict[tuple[str, str], str] = {}
         for case in suite_cases:
+            if case.nodeid.startswith(VERDICT_NODEID_PREFIX):
+                continue  # verdicts have their own table (claims_table)
             for record in case.records:
                 if record.value is None:
                     continue
@@ -67,3 +75,20 @@ def leaderboards(cases: Sequence[CaseResult]) -> list[tuple[str, list[str]]]:
                 for (label, params), vals in rows.items()]
         tables.append((suite, format_table(headers, body)))
     return tables
+
+
+CLAIMS_HEADERS = ("claim", "dataset", "verdict", "evidence")
+
+
+def claims_rows(verdicts: Sequence[Verdict]) -> list[list[str]]:
+    """A row per claim and dataset: its verdict and the evidence in one line."""
+    return [[v.claim, v.subject or "-", v.verdict, v.line] for v in verdicts]
+
+
+def claims_table(verdicts: Sequence[Verdict]) -> list[str]:
+    """The Claims table that ends a run (and opens its report), with a one-line tally."""
+    lines = format_table(CLAIMS_HEADERS, claims_rows(verdicts))
+    counts = {word: sum(v.verdict == word for v in verdicts) for word in ("reproduced", "not reproduced",
+                                                                          "inconclusive")}
+    lines.append(", ".join(f"{n} {word}" for word, n in counts.items() if n) + f" (of {len(verdicts)})")
+    return lines

@@ -13,10 +13,58 @@ from __future__ import annotations
 
 from typing import Any
 
+from scipy import stats
+
+from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
+from benchtool.claims.core import values
 from benchtool.contracts.limits import TargetFunction
 from benchtool.limits.approximation import TOLERANCE, WIDTHS, approximation_recipe, fit_widths
 
 ERRORS = ("inside_max_error", "inside_rms_error", "outside_max_error", "outside_rms_error")
+
+
+def decide_inside_not_outside(claim: Claim, records: list) -> Outcome:
+    """Inside: the max error falls with the width (one-sided Spearman rank test) down to
+    TOLERANCE of the target's range. Outside: at every width that fits inside, the max error
+    on the band around the box stays above the same tolerance. The errors are evaluated on
+    dense grids, so the only sampling question is the trend."""
+    inside = {r.params["width"]: r.value for r in values(records, "inside_max_error") if "width" in r.params}
+    outside = {r.params["width"]: r.value for r in values(records, "outside_max_error") if "width" in r.params}
+    ranges = [r.params.get("range") for r in values(records, "width_needed")]
+    widths = sorted(inside.keys() & outside.keys())
+    if len(widths) < 3 or not ranges:
+        return inconclusive(f"{len(widths)} width(s) recorded", "errors at 3 or more widths and the target's range")
+    tolerance = TOLERANCE * float(ranges[0])
+    trend = stats.spearmanr(widths, [inside[w] for w in widths], alternative="less")
+    fitting = [w for w in widths if inside[w] <= tolerance]
+    best = min(widths, key=lambda w: inside[w])
+    evidence = (f"inside max error {inside[widths[0]]:.3g} (w={widths[0]}) -> {inside[best]:.3g} (w={best}), "
+                f"Spearman rho {trend.statistic:.2f} p={trend.pvalue:.2g}; tolerance {tolerance:.3g}")
+    if not fitting:
+        if trend.pvalue < claim.alpha:
+            return inconclusive(evidence, "wider nets or more training steps (budget default) to reach the tolerance")
+        return Outcome(NOT_REPRODUCED, f"{evidence}; the error does not fall with width", float(trend.pvalue))
+    outside_errors = [outside[w] for w in fitting]
+    evidence += f"; outside max error {min(outside_errors):.3g}..{max(outside_errors):.3g} where inside fits"
+    if min(outside_errors) <= tolerance:
+        return Outcome(NOT_REPRODUCED, f"{evidence} (it also fits outside)", float(trend.pvalue))
+    if trend.pvalue < claim.alpha:
+        return Outcome(REPRODUCED, evidence, float(trend.pvalue))
+    return inconclusive(evidence, "more widths (the trend test has too few points)")
+
+
+CLAIMS = [
+    Claim(
+        id="hornik1989-inside-not-outside",
+        paper="Hornik, Stinchcombe & White, Neural Networks 1989",
+        statement="One hidden layer approximates a continuous function inside the data as the width grows, "
+                  "but not outside it.",
+        suite="approximation",
+        metrics=("inside_max_error", "outside_max_error", "width_needed"),
+        test=f"one-sided Spearman trend of error vs width; max error vs {TOLERANCE:.0%} of the range",
+        rule=decide_inside_not_outside, subject=lambda r: r.plugin, figure="inside_max_error",
+    ),
+]
 
 
 def test_error_vs_width(target_function: TargetFunction, bt_config: Any, bt_record: Any) -> None:

@@ -23,6 +23,9 @@ from typing import Any
 import pytest
 import torch
 
+from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
+from benchtool.claims.core import value
+from benchtool.claims.stats import proportion
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.limits.memorization import (
     CORRUPTION_FRACTIONS, FitHistory, MemorizationRecipe, corrupt_labels, fit_labels,
@@ -33,6 +36,57 @@ from benchtool.models.nets import DROPOUT_TYPES
 from benchtool.models.training import evaluate
 
 pytestmark = pytest.mark.bt(models=["mlp", "lenet"], datasets=["digits"])
+
+FIT_LEVEL = 0.95  # "fits": training accuracy at least this (lower confidence bound)
+CHANCE_MARGIN = 0.05  # "at chance": test accuracy within this of 1 / classes (both bounds)
+
+
+def decide_random_labels(claim: Claim, records: list) -> Outcome:
+    """Fit: the Clopper-Pearson interval of the final training accuracy on fully random
+    labels (p = 1) lies above FIT_LEVEL. Chance: the interval of the test accuracy lies
+    within chance +- CHANCE_MARGIN (an equivalence test). Either interval on the wrong
+    side decides "not reproduced"; an interval straddling its bound is inconclusive."""
+    at = {"corruption": "labels", "p": 1.0, "dropout": False}
+    train_acc, test_acc = value(records, "train_accuracy", **at), value(records, "test_accuracy", **at)
+    n_train = value(records, "train_examples", recipe="memorization")
+    n_test = value(records, "test_examples", recipe="memorization")
+    classes = value(records, "num_classes", recipe="memorization")
+    if None in (train_acc, test_acc, n_train, n_test, classes):
+        return inconclusive("no p=1 fit with its train/test sizes recorded",
+                            "a run of test_memorization that records train_examples, test_examples, num_classes")
+    n_train, n_test = int(n_train), int(n_test)
+    train = proportion(round(train_acc * n_train), n_train, claim.alpha)
+    test = proportion(round(test_acc * n_test), n_test, claim.alpha)
+    chance = 1.0 / classes
+    evidence = (f"random labels: train {train_acc:.3f} {train.interval()} (n={n_train}), "
+                f"test {test_acc:.3f} {test.interval()} (n={n_test}) vs chance {chance:.3f}")
+    fits, fails_to_fit = train.low >= FIT_LEVEL, train.high < FIT_LEVEL
+    at_chance = chance - CHANCE_MARGIN <= test.low and test.high <= chance + CHANCE_MARGIN
+    off_chance = test.low > chance + CHANCE_MARGIN or test.high < chance - CHANCE_MARGIN
+    if fits and at_chance:
+        return Outcome(REPRODUCED, evidence)
+    if fails_to_fit or off_chance:
+        why = f"train < {FIT_LEVEL}" if fails_to_fit else f"test off chance by > {CHANCE_MARGIN}"
+        return Outcome(NOT_REPRODUCED, f"{evidence} ({why})")
+    if not fits:
+        return inconclusive(evidence, f"a training accuracy interval above {FIT_LEVEL}: more training examples "
+                                      "or epochs (budget default)")
+    room = CHANCE_MARGIN - abs(test_acc - chance)
+    needed = math.ceil((1.96 / max(room, 1e-3)) ** 2 * test_acc * (1 - test_acc))
+    return inconclusive(evidence, f"about {needed} test examples to fit the interval within chance +- {CHANCE_MARGIN}")
+
+
+CLAIMS = [
+    Claim(
+        id="zhang2017-random-labels",
+        paper="Zhang, Bengio, Hardt, Recht & Vinyals, ICLR 2017",
+        statement="A network fits fully random training labels while its test accuracy falls to chance.",
+        suite="generalization",
+        metrics=("train_accuracy", "test_accuracy", "train_examples", "test_examples", "num_classes"),
+        test=f"Clopper-Pearson intervals: train >= {FIT_LEVEL}, test within chance +- {CHANCE_MARGIN}",
+        rule=decide_random_labels, per_model=True, figure="test_accuracy_vs_p",
+    ),
+]
 
 
 def record_fit(bt_record: Any, history: FitHistory, setup: MemorizationRecipe, params: dict[str, Any]) -> None:
@@ -64,8 +118,9 @@ def test_memorization(model: torch.nn.Module, dataset: DataBundle, bt_case: Any,
     train = subsample(dataset.train, setup.train_examples, seed)
     bt_record("zoo_test_accuracy", evaluate(model, dataset.test, "classification", device)[1],
               params={"labels": "clean", "recipe": "zoo"})
-    for name, value in {**setup.as_params(), "train_examples": len(train)}.items():
-        bt_record(name, value, params={"recipe": "memorization"})
+    sizes = {"train_examples": len(train), "test_examples": len(dataset.test), "num_classes": info.num_classes}
+    for name, number in {**setup.as_params(), **sizes}.items():
+        bt_record(name, number, unit="examples" if name.endswith("_examples") else "", params={"recipe": "memorization"})
 
     def fit(split: Split, run_setup: MemorizationRecipe) -> FitHistory:
         return fit_labels(build_seeded(spec, info, seed), split, dataset.test, run_setup, seed=seed, device=device)

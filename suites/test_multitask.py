@@ -23,6 +23,9 @@ from typing import Any
 
 import pytest
 
+from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
+from benchtool.claims.core import values
+from benchtool.claims.stats import mean_interval, n_for_means
 from benchtool.contracts.data import DataBundle
 from benchtool.contracts.limits import LossWeighting
 from benchtool.limits.multitask import (
@@ -34,6 +37,46 @@ from benchtool_limits.weightings import EqualWeighting
 SEEDS = {"small": 1, "default": 3, "full": 5}
 
 pytestmark = pytest.mark.bt(loss_weightings=["equal", "fixed", "uncertainty", "gradnorm"], datasets=["digits"])
+
+MARGIN = 2.0  # "matches": uncertainty's Delta_m at most this many points below the tuned fixed weights
+
+
+def decide_uncertainty_matches_fixed(claim: Claim, records: list) -> Outcome:
+    """Non-inferiority over seeds: the paired difference (uncertainty - tuned fixed) of the
+    test Delta_m, seed by seed, has a 95% interval (Student t; bootstrap from 8 seeds) whose
+    lower bound is above -MARGIN. An upper bound below -MARGIN is "not reproduced"."""
+    by_plugin = {name: {r.params["seed"]: r.value for r in values(records, "delta_m_seed") if r.plugin == name}
+                 for name in ("uncertainty", "fixed")}
+    seeds = sorted(by_plugin["uncertainty"].keys() & by_plugin["fixed"].keys())
+    if not seeds:
+        return inconclusive("no per-seed Delta_m of both uncertainty and fixed weights", "both schemes in the run")
+    diffs = [by_plugin["uncertainty"][s] - by_plugin["fixed"][s] for s in seeds]
+    est = mean_interval(diffs, claim.alpha)
+    unc = statistics.fmean(by_plugin["uncertainty"][s] for s in seeds)
+    fix = statistics.fmean(by_plugin["fixed"][s] for s in seeds)
+    evidence = (f"Delta_m uncertainty {unc:.2f}% vs tuned fixed {fix:.2f}%, difference {est.value:+.2f} "
+                f"{est.interval('.2f')} over {len(seeds)} seed(s), margin -{MARGIN}")
+    if len(seeds) < 2:
+        return inconclusive(evidence, "3 or more seeds (budget default) for an interval")
+    if est.low > -MARGIN:
+        return Outcome(REPRODUCED, evidence, est.p_value)
+    if est.high < -MARGIN:
+        return Outcome(NOT_REPRODUCED, evidence, est.p_value)
+    sd = statistics.stdev(diffs)
+    return inconclusive(evidence, f"about {n_for_means(abs(est.value + MARGIN), sd, claim.alpha, groups=1)} seeds")
+
+
+CLAIMS = [
+    Claim(
+        id="kendall2018-uncertainty-weights",
+        paper="Kendall, Gal & Cipolla, CVPR 2018",
+        statement="Multi-task weights learned from homoscedastic uncertainty match the best fixed weights "
+                  "tuned by grid search.",
+        suite="multitask", metrics=("delta_m_seed",),
+        test=f"non-inferiority, margin {MARGIN} points of Delta_m: paired t interval over seeds (bootstrap >= 8)",
+        rule=decide_uncertainty_matches_fixed, figure="delta_m",
+    ),
+]
 
 _equal_runs: dict[tuple[Any, ...], MultiTaskRun] = {}  # the Delta_m baseline, trained once per process
 
@@ -84,6 +127,8 @@ def test_multitask(loss_weighting: LossWeighting, dataset: DataBundle, bt_config
     for task, value in mean_of(runs, "test").items():
         bt_record(f"{task}_{METRIC_OF_TASK[task]}", value, params=params)
     bt_record("delta_m", mean_delta(runs, baselines, "test"), unit="%", params=params)
+    for seed, run, baseline in zip(seeds, runs, baselines):  # the claim's paired test is over seeds
+        bt_record("delta_m_seed", delta_m(run.test, baseline.test), unit="%", params={**params, "seed": seed})
     if len(candidates) > 1:
         oracle = max(mean_delta(r, baselines, "test") for _, r in candidates)
         bt_record("oracle_delta_m", oracle, unit="%", params={"setting": "best of grid on test"})

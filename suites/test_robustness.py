@@ -14,13 +14,135 @@ import math
 
 import pytest
 
+from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
+from benchtool.claims.core import count, value, values
+from benchtool.claims.stats import (
+    Estimate, binomial_greater, n_for_proportion, n_for_two_proportions, two_proportions_greater,
+)
 from benchtool.contracts.attack import RobustnessReport, eps_sweep, evaluate
 from benchtool_suites._attack_inputs import attack_batch_size, attack_subset
 
-pytestmark = pytest.mark.bt(models=["lenet", "mlp"], datasets=["digits"])
+# lenet-at (adversarially trained) and lenet-randomized (input randomization) run once the zoo has them
+DEFENDED, RANDOMIZED = "lenet-at", "lenet-randomized"
+pytestmark = pytest.mark.bt(models=["lenet", "mlp", DEFENDED, RANDOMIZED], datasets=["digits"],
+                            optional_datasets=["fashion-mnist"])  # where its files are found
 
 # PGD may trail FGSM by at most this many standard errors of a paired comparison (McNemar).
 PAIRED_Z = 3.0
+
+HEADLINE_EPS = 0.25  # Goodfellow et al.'s MNIST eps (Linf, pixels in [0, 1]); claims use the largest eps <= it
+MIN_EFFECT = 0.1  # a defence "resists" / EOT "recovers" when accuracy differs by at least this much
+
+
+def _headline(records: list, plugin: str, model: str) -> tuple[float, float, float, int] | None:
+    """(eps, clean accuracy, robust accuracy, n) of ``plugin`` on ``model`` at the headline eps."""
+    mine = [r for r in records if r.plugin == plugin and r.model == model]
+    eps = [r.params["eps"] for r in values(mine, "examples") if 0 < r.params.get("eps", 0) <= HEADLINE_EPS]
+    if not eps:
+        return None
+    at = max(eps)
+    clean, robust, n = (value(mine, m, eps=at) for m in ("clean_accuracy", "robust_accuracy", "examples"))
+    if None in (clean, robust, n):
+        return None
+    return at, clean, robust, int(n)
+
+
+def decide_fgsm_fools(claim: Claim, records: list) -> Outcome:
+    """FGSM's success rate on the correctly classified examples exceeds 1/2 (exact
+    one-sided binomial test); its interval entirely below 1/2 is "not reproduced"."""
+    model = records[0].model
+    found = _headline(records, "fgsm", model)
+    if found is None:
+        return inconclusive(f"no fgsm records with example counts at eps <= {HEADLINE_EPS} on {model}",
+                            "the fgsm attack in the run")
+    eps, clean, robust, n = found
+    correct = count(clean, n)
+    rate = value([r for r in records if r.model == model], "attack_success_rate", eps=eps)
+    fooled = count(rate, correct) if rate is not None else correct - count(robust, n)
+    test = binomial_greater(fooled, correct, 0.5, claim.alpha)
+    evidence = (f"eps {eps:g}: fgsm fools {test.value:.3f} {test.interval()} of {correct} correct "
+                f"(clean {clean:.3f} -> robust {robust:.3f}) vs 0.5")
+    if test.p_value < claim.alpha:
+        return Outcome(REPRODUCED, evidence, test.p_value)
+    if test.high < 0.5:
+        return Outcome(NOT_REPRODUCED, evidence, test.p_value)
+    return inconclusive(evidence, f"about {n_for_proportion(test.value, 0.5, claim.alpha)} correct examples")
+
+
+def decide_adversarial_training(claim: Claim, records: list) -> Outcome:
+    """FGSM's success rate on ``lenet`` exceeds that on ``lenet-at`` (Fisher's exact test,
+    one-sided); a difference interval below MIN_EFFECT is "not reproduced"."""
+    plain, defended = _headline(records, "fgsm", "lenet"), _headline(records, "fgsm", DEFENDED)
+    if defended is None:
+        return inconclusive(f"no adversarially trained model ({DEFENDED}) in this run",
+                            f"the zoo's {DEFENDED} model (another issue adds it)")
+    if plain is None:
+        return inconclusive("no fgsm records of the undefended lenet in this run", "lenet in the run")
+    (eps, c1, r1, n1), (eps2, c2, r2, n2) = plain, defended
+    k1, m1 = count(c1, n1) - count(r1, n1), count(c1, n1)
+    k2, m2 = count(c2, n2) - count(r2, n2), count(c2, n2)
+    test = two_proportions_greater(k1, m1, k2, m2, claim.alpha)
+    evidence = (f"eps {eps:g}: fgsm fools lenet {k1 / max(m1, 1):.3f} vs {DEFENDED} {k2 / max(m2, 1):.3f}, "
+                f"difference {test.value:+.3f} {test.interval()}")
+    needed = n_for_two_proportions(k1 / max(m1, 1), max(0.0, k1 / max(m1, 1) - MIN_EFFECT), claim.alpha)
+    return _difference_outcome(claim, test, evidence, f"about {needed} correct examples per model")
+
+
+def decide_randomization(claim: Claim, records: list) -> Outcome:
+    """On the input-randomization model, PGD's robust accuracy exceeds EOT's by at least
+    MIN_EFFECT (Fisher's exact test, one-sided): PGD's gradients were masked, EOT's are not."""
+    pgd, eot = _headline(records, "pgd", RANDOMIZED), _headline(records, "eot", RANDOMIZED)
+    if pgd is None or eot is None:
+        missing = "input-randomization model" if not any(r.model == RANDOMIZED for r in records) else "pgd and eot"
+        return inconclusive(f"no {missing} ({RANDOMIZED}) records in this run",
+                            f"the zoo's {RANDOMIZED} model with the pgd and eot attacks")
+    (eps, _, r1, n1), (_, _, r2, n2) = pgd, eot
+    test = two_proportions_greater(count(r1, n1), n1, count(r2, n2), n2, claim.alpha)
+    evidence = (f"eps {eps:g} on {RANDOMIZED}: robust accuracy pgd {r1:.3f} vs eot {r2:.3f}, "
+                f"difference {test.value:+.3f} {test.interval()}")
+    needed = n_for_two_proportions(r1, max(0.0, r1 - MIN_EFFECT), claim.alpha)
+    return _difference_outcome(claim, test, evidence, f"about {needed} examples")
+
+
+def _difference_outcome(claim: Claim, test: Estimate, evidence: str, needed: str) -> Outcome:
+    """Reproduced when the difference is significant and at least MIN_EFFECT; not reproduced
+    when its whole interval lies below MIN_EFFECT; else inconclusive, saying what is needed."""
+    if test.p_value < claim.alpha and test.value >= MIN_EFFECT:
+        return Outcome(REPRODUCED, evidence, test.p_value)
+    if test.high < MIN_EFFECT:
+        return Outcome(NOT_REPRODUCED, evidence, test.p_value)
+    return inconclusive(evidence, needed)
+
+
+ATTACK_METRICS = ("clean_accuracy", "robust_accuracy", "attack_success_rate", "examples")
+CLAIMS = [
+    Claim(
+        id="goodfellow2015-fgsm-fools",
+        paper="Goodfellow, Shlens & Szegedy, ICLR 2015",
+        statement=f"A signed-gradient step of eps <= {HEADLINE_EPS} (Linf) fools an undefended net on most "
+                  "correctly classified examples.",
+        suite="robustness", metrics=ATTACK_METRICS,
+        test="exact one-sided binomial test of the success rate > 0.5",
+        rule=decide_fgsm_fools, per_model=True, figure="robust_accuracy",
+        where=lambda r: r.plugin == "fgsm" and r.model not in (DEFENDED, RANDOMIZED),
+    ),
+    Claim(
+        id="goodfellow2015-adversarial-training",
+        paper="Goodfellow, Shlens & Szegedy, ICLR 2015",
+        statement="Adversarial training resists signed-gradient steps: FGSM fools the trained net less often.",
+        suite="robustness", metrics=ATTACK_METRICS,
+        test=f"Fisher's exact test, one-sided, and a Newcombe interval; effect >= {MIN_EFFECT}",
+        rule=decide_adversarial_training, figure="robust_accuracy", where=lambda r: r.plugin == "fgsm",
+    ),
+    Claim(
+        id="athalye2018-randomization-masks-gradients",
+        paper="Athalye, Carlini & Wagner, ICML 2018 (Obfuscated Gradients)",
+        statement="Input randomization masks gradients: PGD overstates the robustness that EOT exposes.",
+        suite="robustness", metrics=ATTACK_METRICS,
+        test=f"Fisher's exact test, one-sided, and a Newcombe interval; effect >= {MIN_EFFECT}",
+        rule=decide_randomization, figure="robust_accuracy", where=lambda r: r.plugin in ("pgd", "eot"),
+    ),
+]
 
 
 def record_report(bt_record, report: RobustnessReport, **context: str) -> None:
@@ -29,6 +151,7 @@ def record_report(bt_record, report: RobustnessReport, **context: str) -> None:
     n = report.n
     bt_record("clean_accuracy", report.clean_accuracy, params=params, **context)
     bt_record("robust_accuracy", report.robust_accuracy, params=params, **context)
+    bt_record("examples", n, unit="examples", params=params, **context)
     if not math.isnan(report.success_rate):
         bt_record("attack_success_rate", report.success_rate, params=params, **context)
     bt_record("mean_perturbation", report.mean_norm, unit=report.norm, params=params, **context)

@@ -15,10 +15,62 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
+from benchtool.claims.core import count, value, values
+from benchtool.claims.stats import n_for_two_proportions, two_proportions_greater
 from benchtool.contracts.attack import eps_sweep
 from benchtool_suites._attack_inputs import attack_subset
 
-pytestmark = pytest.mark.bt(models=["lenet"], datasets=["digits"])
+pytestmark = pytest.mark.bt(models=["lenet"], datasets=["digits"], optional_datasets=["fashion-mnist"])
+
+MIN_EFFECT = 0.05  # EOT "survives better" by at least this much survival rate
+
+
+def decide_eot_survives(claim: Claim, records: list) -> Outcome:
+    """At some eps, EOT's survival rate (where the transformed clean input stays correct)
+    exceeds PGD's: Fisher's exact test, one-sided, Bonferroni over the eps swept. The
+    examples each attack fooled are the sample size (each example's draws are one cluster,
+    which makes the test conservative). If at every eps the difference interval lies below
+    MIN_EFFECT, it is "not reproduced"."""
+    metric = "survival_rate_where_clean_survives"
+    eps_list = sorted({r.params["eps"] for r in values(records, "fooled_examples")})
+    tests = []
+    for eps in eps_list:
+        rates = [value(records, metric, attack=a, eps=eps) for a in ("eot", "pgd")]
+        sizes = [value(records, "fooled_examples", attack=a, eps=eps) for a in ("eot", "pgd")]
+        if None in rates or None in sizes or min(sizes) < 1:
+            continue
+        (s_eot, s_pgd), (m_eot, m_pgd) = rates, [int(m) for m in sizes]
+        tests.append((eps, s_eot, s_pgd, m_eot, m_pgd,
+                      two_proportions_greater(count(s_eot, m_eot), m_eot, count(s_pgd, m_pgd), m_pgd, claim.alpha)))
+    if not tests:
+        return inconclusive("no eps at which both pgd and eot fooled an example (with counts recorded)",
+                            "pgd and eot at eps > 0")
+    k = len(tests)
+    eps, s_eot, s_pgd, m_eot, m_pgd, best = min(tests, key=lambda t: t[-1].p_value)
+    adjusted = min(1.0, best.p_value * k)
+    evidence = (f"eps {eps:g}: survival eot {s_eot:.3f} (n={m_eot}) vs pgd {s_pgd:.3f} (n={m_pgd}), "
+                f"difference {best.value:+.3f} {best.interval()}, p={adjusted:.2g} (x{k} eps)")
+    if adjusted < claim.alpha:
+        return Outcome(REPRODUCED, evidence, adjusted)
+    if all(t[-1].high < MIN_EFFECT for t in tests):
+        return Outcome(NOT_REPRODUCED, evidence, adjusted)
+    target = max(best.value, MIN_EFFECT)
+    needed = n_for_two_proportions(min(1.0, s_pgd + target), s_pgd, claim.alpha / k)
+    return inconclusive(evidence, f"about {needed} fooled examples per attack")
+
+
+CLAIMS = [
+    Claim(
+        id="athalye2018-eot-survives",
+        paper="Athalye, Engstrom, Ilyas & Kwok, ICML 2018 (Synthesizing Robust Adversarial Examples)",
+        statement="Adversarial examples made with EOT survive random transformations more often than PGD's.",
+        suite="transformations",
+        metrics=("survival_rate_where_clean_survives", "fooled_examples"),
+        test="Fisher's exact test, one-sided, Bonferroni over eps; Newcombe interval",
+        rule=decide_eot_survives, figure="survival_rate_vs_eps",
+    ),
+]
 
 SURVIVAL_SEED_OFFSET = 7919  # the evaluation's transformations are not the ones EOT optimized over
 
@@ -68,6 +120,7 @@ def test_survival_under_transformations(model, dataset, bt_config, bt_host, bt_r
                       params=params, **context)
             bt_record("survival_rate", rate, params=params, **context)
             bt_record("survival_rate_where_clean_survives", attributable, params=params, **context)
+            bt_record("fooled_examples", int(fooled.sum()), unit="examples", params=params, **context)
         bt_record.series("survival_rate_vs_eps", eps_list, survival, x_label="eps (linf)",
                          y_label="fraction still adversarial where the clean input is still correct",
                          kind="attacks", plugin=attack.name)

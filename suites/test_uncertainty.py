@@ -21,6 +21,9 @@ import pytest
 import torch
 
 from benchtool import metrics
+from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
+from benchtool.claims.core import value, values
+from benchtool.claims.stats import auroc_greater, n_for_auroc
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.kernels import calibration_bins
@@ -34,8 +37,53 @@ host = partial(host_array, dtype=np.float64)  # predictions and targets as float
 
 pytestmark = pytest.mark.bt(
     estimators=["softmax", "mc-dropout", "deep-ensemble", "temperature-scaling", "laplace-last-layer",
-                "heteroscedastic"],
+                "heteroscedastic", "ddu", "evidential"],
 )
+
+
+def decide_mi_separates_ood(claim: Claim, records: list) -> Outcome:
+    """For every OOD set: mean MI off-distribution above in-distribution, and the MI's
+    AUROC above 0.5 (one-sided Mann-Whitney test, Bonferroni over the OOD sets). An AUROC
+    interval entirely at or below 0.5 on any set is "not reproduced"."""
+    n_in = value(records, "examples", split="test")
+    mi_in = next((r.value for r in values(records, "mean-mi") if "ood" not in r.params), None)
+    sets = sorted({r.params["ood"] for r in values(records, "auroc-mi") if "ood" in r.params})
+    if n_in is None or mi_in is None or not sets:
+        return inconclusive("no MI AUROC with example counts recorded",
+                            "a run of test_classification_uncertainty with mc-dropout")
+    k, parts, weakest = len(sets), [], None
+    for name in sets:
+        auroc = value(records, "auroc-mi", ood=name)
+        n_out, mi_out = value(records, "examples", ood=name), value(records, "mean-mi", ood=name)
+        if None in (auroc, n_out, mi_out):
+            return inconclusive(f"OOD set {name}: AUROC, MI or count missing", "complete records")
+        test = auroc_greater(auroc, int(n_out), int(n_in), claim.alpha)
+        p = min(1.0, test.p_value * k)
+        parts.append((name, auroc, test, p, mi_out))
+        if weakest is None or p > weakest[3]:
+            weakest = parts[-1]
+    name, auroc, test, p, mi_out = weakest
+    evidence = (f"weakest of {k} OOD sets ({name}): MI AUROC {auroc:.3f} {test.interval()} vs 0.5, p={p:.2g}; "
+                f"mean MI {mi_in:.3g} in vs {mi_out:.3g} out")
+    if any(t.high <= 0.5 or mi <= mi_in for _, _, t, _, mi in parts):
+        return Outcome(NOT_REPRODUCED, evidence, p)
+    if all(pp < claim.alpha for *_, pp, _ in parts):
+        return Outcome(REPRODUCED, evidence, p)
+    return inconclusive(evidence, f"about {n_for_auroc(auroc, claim.alpha / k)} examples per set")
+
+
+CLAIMS = [
+    Claim(
+        id="gal2016-mc-dropout-mi",
+        paper="Gal & Ghahramani, ICML 2016",
+        statement="MC-dropout's mutual information is higher off-distribution and separates OOD inputs "
+                  "better than chance.",
+        suite="uncertainty", metrics=("mean-mi", "auroc-mi", "examples"),
+        test="one-sided Mann-Whitney test of AUROC > 0.5 per OOD set (Bonferroni); Hanley-McNeil interval",
+        rule=decide_mi_separates_ood, where=lambda r: r.plugin == "mc-dropout", figure="auroc-mi",
+        absent="mc-dropout did not run on a classification dataset with OOD sets",
+    ),
+]
 
 
 def estimation_task(
@@ -76,6 +124,12 @@ def uncertainty_scores(stats: Any) -> dict[str, np.ndarray]:
     }
 
 
+def own_score(estimator: UncertaintyEstimator, split: Split, bt_config: Any) -> np.ndarray | None:
+    """The estimator's own OOD score (higher = more OOD; ``UncertaintyEstimator.score``), or None."""
+    score = estimator.own_score(split.x.to(bt_config.device), seed=bt_config.seed)
+    return None if score is None else host(score)
+
+
 def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, params: dict[str, str]) -> None:
     """Accuracy, NLL, Brier, ECE, AURC and the reliability diagram on a labelled set."""
     confidence, correct = metrics.top_label(probs, labels)
@@ -90,6 +144,8 @@ def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, param
     filled = diagram.count > 0
     bt_record.series("reliability", diagram.confidence[filled], diagram.accuracy[filled],
                      x_label="confidence", y_label="accuracy", params=params)
+    bt_record.series("reliability_count", diagram.confidence[filled], diagram.count[filled],
+                     x_label="confidence", y_label="examples per bin", unit="examples", params=params)
     keep = np.unique(np.linspace(0, len(curve.coverage) - 1, CURVE_POINTS).round().astype(int))
     bt_record.series("risk-coverage", curve.coverage[keep], curve.risk[keep],
                      x_label="coverage", y_label="risk", params=params)
@@ -103,19 +159,26 @@ def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_confi
     probs, labels = host(stats.mean), host(dataset.test.y).astype(np.int64)
     assert probs.shape == (len(labels), dataset.info.num_classes)
     record_labelled(bt_record, probs, labels, {})
+    bt_record("examples", len(labels), "examples", params={"split": "test"})
     scores_in = uncertainty_scores(stats)
     bt_record("mean-mi", float(scores_in["mi"].mean()), "nats")
     has_epistemic = bool(scores_in["mi"].max() > ZERO_MI)
+    own_in = own_score(estimator, dataset.test, bt_config)  # the estimator's own OOD score, if it has one
     for name, split in sorted(dataset.ood.items()):
         params = {"ood": name}
         ood_stats = predict(estimator, split, bt_config)
         scores_out = uncertainty_scores(ood_stats)
+        bt_record("examples", len(split), "examples", params=params)
         bt_record("mean-mi", float(scores_out["mi"].mean()), "nats", params=params)
         for score, s_in in scores_in.items():
             if score == "mi" and not (has_epistemic or scores_out["mi"].max() > ZERO_MI):
                 continue  # a deterministic estimator: MI is identically zero, its AUROC 0.5 by ties
             bt_record(f"auroc-{score}", metrics.ood_auroc(s_in, scores_out[score]), params=params)
             bt_record(f"fpr95-{score}", metrics.fpr_at_95_tpr(s_in, scores_out[score]), params=params)
+        if own_in is not None:  # auroc-own / fpr95-own: each estimator's own score, named in params
+            own_out, own_params = own_score(estimator, split, bt_config), {**params, "score": estimator.score_name}
+            bt_record("auroc-own", metrics.ood_auroc(own_in, own_out), params=own_params)
+            bt_record("fpr95-own", metrics.fpr_at_95_tpr(own_in, own_out), params=own_params)
         ood_labels = host(split.y).astype(np.int64)
         if (ood_labels >= 0).all():  # a covariate shift of in-distribution classes
             record_labelled(bt_record, host(ood_stats.mean), ood_labels, params)
@@ -159,8 +222,10 @@ def record_band(bt_record: Any, estimator: UncertaintyEstimator, dataset: DataBu
     mean, total = host(moments.mean)[:, 0], host(moments.total_variance)[:, 0]
     two_sigma = 2.0 * np.sqrt(total)
     for metric, y in (
-        ("band-mean", mean), ("band-lower", mean - two_sigma), ("band-upper", mean + two_sigma),
-        ("epistemic-std", np.sqrt(host(moments.epistemic_variance)[:, 0])),
-        ("aleatoric-std", np.sqrt(host(moments.aleatoric_variance)[:, 0])),
+        # <metric>_lower / _upper: the report draws them as one band around the mean
+        ("predictive_mean", mean), ("predictive_mean_lower", mean - two_sigma),
+        ("predictive_mean_upper", mean + two_sigma),
+        ("epistemic_std", np.sqrt(host(moments.epistemic_variance)[:, 0])),
+        ("aleatoric_std", np.sqrt(host(moments.aleatoric_variance)[:, 0])),
     ):
         bt_record.series(metric, x, y, x_label="x", y_label="y")

@@ -8,6 +8,7 @@ import torch
 
 from benchtool.contracts.attack import Attack
 from benchtool.testing import ConformanceError, check_plugin, parametrize_with_checks, run_checks
+from benchtool_attacks.apgd import ATTACKS as APGD_ATTACKS
 from benchtool_attacks.cw_l2 import CarliniWagnerL2
 from benchtool_attacks.deepfool import DeepFool
 from benchtool_attacks.eot import EOT
@@ -16,7 +17,7 @@ from benchtool_attacks.pgd import PGD
 from benchtool_attacks.pgd_l2 import PGDL2
 from benchtool_attacks.square import SquareAttack
 
-BUILTINS = [FGSM, PGD, PGDL2, EOT, CarliniWagnerL2, DeepFool, SquareAttack]
+BUILTINS = [FGSM, PGD, PGDL2, EOT, CarliniWagnerL2, DeepFool, SquareAttack, *APGD_ATTACKS]
 
 
 @parametrize_with_checks(BUILTINS)

@@ -65,3 +65,17 @@ def test_help_for_every_command(name: str, capsys: pytest.CaptureFixture[str]) -
 def test_unrecognized_option_on_a_non_run_command_exits_2() -> None:
     result = run_cli("list", "--frobnicate")
     assert result.returncode == 2 and "--frobnicate" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["list", "-p", "no:"], "benchtool list: error: -p 'no:' names no plugin; expected -p no:NAME, e.g. -p no:fgsm"),
+        (["check", "benchtool_attacks.fgsm.Nope"],
+         "benchtool check: error: module 'benchtool_attacks.fgsm' has no attribute 'Nope'; expected a plugin class "
+         "defined in it"),
+    ],
+)
+def test_bad_plugin_values_exit_2_with_one_line(argv: list[str], line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [line]

@@ -163,3 +163,31 @@ def test_compare_json_files_against_a_stored_run(tmp_path: Path, capsys: pytest.
     (tmp_path / "bad.json").write_text('{"not": "a list"}')
     assert main(["compare", str(tmp_path / "bad.json"), "cand", "--store", str(db)]) == 2
     assert "not a benchtool results file" in capsys.readouterr().err
+
+
+def test_a_changed_verdict_is_a_regression_whatever_the_tolerances(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from benchtool.claims import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Verdict
+
+    def run(verdict: str, accuracy: float) -> list[Record]:
+        claim = Verdict("zhang2017-random-labels", "generalization", "digits", verdict, "train 1.000",
+                        needed="more seeds" if verdict == INCONCLUSIVE else "", model="mlp")
+        return [rec("test_accuracy", accuracy, kind="", suite="generalization"), claim.to_record()]
+
+    same = compare(results("a", *run(REPRODUCED, 0.1)), results("b", *run(REPRODUCED, 0.1)), Policies())
+    assert same.regressions == []
+    flipped = compare(results("a", *run(REPRODUCED, 0.1)), results("b", *run(NOT_REPRODUCED, 0.1)), Policies())
+    assert [(c.metric, c.case, c.params, c.status) for c in flipped.regressions] == [
+        ("claim", "claim[zhang2017-random-labels]", "digits (mlp)", "REGRESSED")]
+    assert flipped.regressions[0].describe() == (
+        "REGRESSED generalization claim[zhang2017-random-labels] digits (mlp): the verdict changed: "
+        "reproduced -> not reproduced")
+    # a verdict is not a metric: it neither matches cases nor is judged by a tolerance
+    assert {c.metric for c in flipped.changes} == {"test_accuracy", "claim"}
+
+    base, cand = tmp_path / "base.json", tmp_path / "cand.json"
+    write_json(base, run(REPRODUCED, 0.1))
+    write_json(cand, run(INCONCLUSIVE, 0.1))
+    assert main(["compare", str(base), str(cand)]) == 1
+    out = capsys.readouterr().out
+    assert "reproduced" in out and "inconclusive" in out and "REGRESSED" in out

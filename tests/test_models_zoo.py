@@ -88,4 +88,4 @@ def test_recipe_lookup_families_and_errors() -> None:
 
 def test_plugin_registers_the_zoo() -> None:
     host = load_host(["benchtool.models.plugin"], use_entry_points=False)
-    assert host.registry.names("models") == ["lenet", "mlp", "resnet20"]
+    assert host.registry.names("models") == ["lenet", "lenet-at", "lenet-randomized", "mlp", "resnet20"]

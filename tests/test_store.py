@@ -215,3 +215,22 @@ def test_a_write_waits_out_another_writers_lock(tmp_path: Path, monkeypatch: pyt
         finally:
             release.join()
         assert store.count("records", "r1") == 1
+
+
+def test_the_commit_of_an_editable_install_is_recorded_from_any_directory(tmp_path: Path) -> None:
+    """A run started outside the checkout still says which code ran (PEP 610 direct_url.json)."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from benchtool.store.plugin import benchtool_run_metadata, editable_source
+
+    source = editable_source()
+    if source is None or not (source / ".git").exists():
+        pytest.skip("benchtool is not installed editable from a git checkout here")
+    metadata: dict = {}
+    benchtool_run_metadata(config=SimpleNamespace(options={"invocation": {"dir": str(tmp_path)}}), metadata=metadata)
+    assert "git_commit" not in metadata  # tmp_path is no checkout
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True).stdout.strip()
+    assert metadata["benchtool_commit"] == head
+    assert metadata["benchtool_source"] == str(source)
+    assert isinstance(metadata["benchtool_dirty"], bool)

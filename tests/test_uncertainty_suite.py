@@ -56,9 +56,10 @@ def test_regression_metrics_and_band(records: list[dict]) -> None:
     assert not any(dataset == "toy-regression" for plugin, dataset, _ in table if plugin == "softmax")
     inside = table[("laplace-last-layer", "toy-regression", "")]
     assert {"gaussian-nll", "rmse", "coverage-90", "epistemic-variance", "aleatoric-variance"} <= set(inside)
-    assert {"band-mean", "band-lower", "band-upper", "epistemic-std", "aleatoric-std"} <= set(inside)
-    band = inside["band-upper"]["series"]
-    lower = inside["band-lower"]["series"]
+    expected = {"predictive_mean", "predictive_mean_lower", "predictive_mean_upper", "epistemic_std", "aleatoric_std"}
+    assert expected <= set(inside)
+    band = inside["predictive_mean_upper"]["series"]
+    lower = inside["predictive_mean_lower"]["series"]
     assert len(band["x"]) == 200 and all(u >= v for u, v in zip(band["y"], lower["y"]))
     for ood in ("gap", "extrapolation"):
         assert table[("laplace-last-layer", "toy-regression", ood)]["epistemic-ratio"]["value"] > 0

@@ -1,13 +1,32 @@
-"""Hyper-parameters of a plugin: declared defaults, overridable by keyword, typos refused."""
+"""Hyper-parameters of a plugin: declared defaults, overridable by keyword, typos refused
+both ways: an unknown keyword when built, an undeclared name when read."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from benchtool.errors import UndeclaredHyperParameter
 
-def merge_hyperparams(kind: str, name: str, defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+
+class HyperParams(dict[str, Any]):
+    """A plugin's hyper-parameters: a plain dict, except that reading one the plugin does
+    not declare is a :class:`~benchtool.errors.UndeclaredHyperParameter` naming the plugin
+    and what it declares, not a bare ``KeyError: 'steps'``. ``get`` and ``in`` are unchanged."""
+
+    def __init__(self, values: dict[str, Any], *, plugin: str = "?") -> None:
+        super().__init__(values)
+        self.plugin = plugin
+
+    def __missing__(self, key: object) -> Any:
+        raise UndeclaredHyperParameter(self.plugin, key, sorted(map(str, self)))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickles (xdist, Ray) as itself, attributes included
+        return (type(self), (dict(self),), {"plugin": self.plugin})
+
+
+def merge_hyperparams(kind: str, name: str, defaults: dict[str, Any], given: dict[str, Any]) -> HyperParams:
     """``defaults`` updated with ``given``; an unknown keyword is a TypeError naming it."""
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise TypeError(f"{kind} {name!r}: unknown hyper-parameter(s) {unknown}; expected some of {sorted(defaults)}")
-    return {**defaults, **given}
+    return HyperParams({**defaults, **given}, plugin=name)

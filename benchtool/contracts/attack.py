@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchtool.contracts._guard import guard
 from benchtool.contracts._params import merge_hyperparams
 from benchtool.contracts._state import ModelSnapshot
 from benchtool.contracts.data import DatasetInfo
@@ -239,18 +240,21 @@ class Attack(ABC):
         repeat: bool = False,
     ) -> AttackAttempt:
         """Run the attack over ``eps_list`` under the harness's guard and collect every rule it
-        broke, without raising: the norm bound, data bounds, output form, the caller's ``x``
-        untouched, the model's parameters, buffers and train/eval flags unchanged (a changed
-        model is restored); with ``repeat``, a second run from the same seed and the same
-        model state must give bit-identical ``x_adv``."""
+        broke, without raising: returns in time and without an exception, the norm bound, data
+        bounds, output form, the caller's ``x`` untouched, the model's parameters, buffers,
+        train/eval and ``requires_grad`` flags and hooks unchanged (a changed model is
+        restored, whatever else happened); with ``repeat``, a second run from the same seed
+        and the same model state must give bit-identical ``x_adv``."""
         eps_list = self._validated(x, y, eps_list, bounds, targeted)
         x = x.detach()
         snapshot = ModelSnapshot.take(model)
-        raw, violations = self._guarded_run(model, x, y, eps_list, bounds, seed, targeted)
         try:
-            snapshot.verify(model, self.name)
-        except ContractViolation as violation:
-            violations.append(violation)
+            raw, violations = self._guarded_run(model, x, y, eps_list, bounds, seed, targeted)
+        except ContractViolation as failure:  # it raised or did not return in time: no outputs
+            raw, violations = [], [failure]
+        changed = snapshot.violation(model, self.name)
+        if changed is not None:
+            violations.append(changed)
             snapshot.restore(model)
         outcomes = []
         for eps, (x_adv, forward_queries, gradient_queries, seconds) in zip(eps_list, raw):
@@ -260,9 +264,14 @@ class Attack(ABC):
                 v.rule for v in found
             }:
                 outcomes.append(AttackOutcome(x_adv.detach(), forward_queries, gradient_queries, seconds, eps))
-        if repeat:
-            again, _ = self._guarded_run(model, x, y, eps_list, bounds, seed, targeted)
-            snapshot.restore(model)
+        if repeat and outcomes:
+            try:
+                again, _ = self._guarded_run(model, x, y, eps_list, bounds, seed, targeted)
+            except ContractViolation as failure:
+                again = []
+                violations.append(failure)
+            finally:
+                snapshot.restore(model)
             for first, (second, *_) in zip(outcomes, again):
                 if not (isinstance(second, torch.Tensor) and torch.equal(first.x_adv, second.detach())):
                     violations.append(ContractViolation(
@@ -299,16 +308,18 @@ class Attack(ABC):
         requires_grad = {name: p.requires_grad for name, p in model.named_parameters()}
         violations: list[ContractViolation] = []
 
-        def timed(run: Callable[[QueryCounter, torch.Tensor, torch.Generator], Any]) -> tuple[Any, int, int, float]:
+        def timed(call: str, run: Callable[[QueryCounter, torch.Tensor, torch.Generator], Any]
+                  ) -> tuple[Any, int, int, float]:
             x_in = x.detach().clone()
             counter = QueryCounter(model)
             generator = torch.Generator(device=x.device).manual_seed(seed)
             if x.is_cuda:
                 torch.cuda.synchronize(x.device)
             start = time.perf_counter()
-            result = run(counter, x_in, generator)
-            if x.is_cuda:
-                torch.cuda.synchronize(x.device)
+            with guard(self.name, "attacks", call):
+                result = run(counter, x_in, generator)
+                if x.is_cuda:
+                    torch.cuda.synchronize(x.device)  # the plugin's queued kernels are its time too
             seconds = time.perf_counter() - start
             if not violations and not torch.equal(x_in, x):
                 violations.append(ContractViolation(self.name, "input-untouched", "perturb modified its input x in place"))
@@ -320,7 +331,7 @@ class Attack(ABC):
             with torch.enable_grad() if self.needs_gradients else torch.no_grad():
                 swept = None
                 if type(self).perturb_sweep is not Attack.perturb_sweep:
-                    swept, *cost = timed(lambda counter, x_in, generator: self.perturb_sweep(
+                    swept, *cost = timed("perturb_sweep", lambda counter, x_in, generator: self.perturb_sweep(
                         counter, x_in, y, eps_list, bounds=bounds, generator=generator, targeted=targeted))
                 if swept is not None:
                     if not isinstance(swept, (list, tuple)) or len(swept) != len(eps_list):
@@ -328,12 +339,12 @@ class Attack(ABC):
                         return [], [*violations, ContractViolation(
                             self.name, "output-type", f"perturb_sweep returned {got}, expected {len(eps_list)} tensors")]
                     return [(x_adv, *cost) for x_adv in swept], violations
-                return [timed(lambda counter, x_in, generator, eps=eps: self.perturb(
+                return [timed("perturb", lambda counter, x_in, generator, eps=eps: self.perturb(
                     counter, x_in, y, eps, bounds=bounds, generator=generator, targeted=targeted))
                     for eps in eps_list], violations
         finally:
             for name, p in model.named_parameters():
-                p.requires_grad_(requires_grad[name])
+                p.requires_grad_(requires_grad.get(name, p.requires_grad))
 
 
 # --- the harness's measurements -------------------------------------------------------

@@ -23,6 +23,12 @@ class DatasetInfo:
     bounds: tuple[float, float]  # the valid input box, in data space
     output_dim: int = 1  # regression targets per example
     description: str = ""
+    # The Linf eps (in data units) at which results on this dataset are usually reported and
+    # adversarially trained zoo models are trained; None: 0.1 of the bounds' range.
+    reference_eps: float | None = None
+    # The zoo's recipe family (benchtool.models.recipes): "digits", "mnist", "cifar10", "svhn",
+    # "toy"; None: the family closest in size.
+    recipe_family: str | None = None
 
     def __post_init__(self) -> None:
         low, high = self.bounds
@@ -30,6 +36,14 @@ class DatasetInfo:
             raise ValueError(f"dataset {self.name!r}: bounds {self.bounds} must satisfy low < high")
         if self.task == "classification" and (self.num_classes is None or self.num_classes < 2):
             raise ValueError(f"dataset {self.name!r}: a classification task needs num_classes >= 2")
+        if self.reference_eps is not None and not 0 < self.reference_eps <= high - low:
+            raise ValueError(f"dataset {self.name!r}: reference_eps {self.reference_eps} must lie in (0, {high - low}]")
+
+    @property
+    def attack_eps(self) -> float:
+        """:attr:`reference_eps`, or 0.1 of the bounds' range where the dataset declares none."""
+        low, high = self.bounds
+        return self.reference_eps if self.reference_eps is not None else 0.1 * (high - low)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, final
 
 import torch
 
+from benchtool.contracts._guard import guard
 from benchtool.contracts._params import merge_hyperparams
 from benchtool.contracts._state import verify_untouched
 from benchtool.errors import ContractViolation
@@ -41,9 +42,11 @@ class LossWeighting(ABC):
 
     The harness calls :meth:`setup` once with the tasks, adds :meth:`parameters` (learned
     weights, log-variances, ...) to the optimizer, calls :meth:`total_loss` every step and
-    :meth:`after_step` after every optimizer step. Hyper-parameter ``lr``, where a scheme
-    declares it, is the learning rate of the scheme's own parameters (see
-    :meth:`parameter_groups`); otherwise they share the network's.
+    :meth:`finish_step` (the plugin's :meth:`after_step`) after every optimizer step; each
+    call into the plugin runs under the harness's guard (a time limit, exceptions that name
+    the plugin). Hyper-parameter ``lr``, where a scheme declares it, is the learning rate of
+    the scheme's own parameters (see :meth:`parameter_groups`); otherwise they share the
+    network's.
     """
 
     name: ClassVar[str]
@@ -97,12 +100,14 @@ class LossWeighting(ABC):
         if len(set(names)) != len(names):
             raise ValueError(f"loss weighting {self.name!r}: task names must be unique, got {names}")
         self.tasks = tasks
-        self.build(tasks, torch.device(device))
+        with guard(self.name, "loss_weightings", "build"):
+            self.build(tasks, torch.device(device))
 
     @final
     def parameter_groups(self, network_lr: float) -> list[dict[str, Any]]:
         """Optimizer parameter groups for the scheme's own parameters (empty if it has none)."""
-        params = self.parameters()
+        with guard(self.name, "loss_weightings", "parameters"):
+            params = self.parameters()
         if not params:
             return []
         return [{"params": params, "lr": float(self.params.get("lr", network_lr))}]
@@ -116,7 +121,8 @@ class LossWeighting(ABC):
                 f"loss weighting {self.name!r}: expected {len(self.tasks)} task losses, got shape {tuple(losses.shape)}"
             )
         original = losses.detach().clone()
-        total = self.combine(losses, tuple(shared))
+        with guard(self.name, "loss_weightings", "combine"):
+            total = self.combine(losses, tuple(shared))
         verify_untouched(self.name, original, losses.detach(), "losses")
         if not isinstance(total, torch.Tensor):
             raise ContractViolation(self.name, "output-type",
@@ -133,7 +139,8 @@ class LossWeighting(ABC):
     def weights(self) -> dict[str, float]:
         """The checked current weight of each task, by task name."""
         self._require_setup()
-        values = self.task_weights()
+        with guard(self.name, "loss_weightings", "task_weights"):
+            values = self.task_weights()
         if not isinstance(values, torch.Tensor) or values.shape != (len(self.tasks),):
             shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
             raise ContractViolation(self.name, "weights-shape",
@@ -146,7 +153,15 @@ class LossWeighting(ABC):
     @final
     def state(self) -> dict[str, float]:
         """Everything worth recording now: ``weight/<task>`` plus the scheme's extras."""
-        return {**{f"weight/{name}": value for name, value in self.weights().items()}, **self.extras()}
+        weights = {f"weight/{name}": value for name, value in self.weights().items()}
+        with guard(self.name, "loss_weightings", "extras"):
+            return {**weights, **self.extras()}
+
+    @final
+    def finish_step(self) -> None:
+        """After each optimizer step: the plugin's :meth:`after_step`, under the guard."""
+        with guard(self.name, "loss_weightings", "after_step"):
+            self.after_step()
 
     def _require_setup(self) -> None:
         if not self.tasks:
@@ -183,7 +198,8 @@ class TargetFunction(ABC):
             raise ValueError(f"target function {self.name!r}: expected inputs of shape (N, {self.dim}), "
                              f"got {tuple(x.shape)}")
         original = x.detach().clone()
-        y = self.evaluate(x)
+        with guard(self.name, "target_functions", "evaluate"):
+            y = self.evaluate(x)
         verify_untouched(self.name, original, x)
         if not isinstance(y, torch.Tensor):
             raise ContractViolation(self.name, "output-type",

@@ -23,9 +23,21 @@ class TrainRecipe:
     momentum: float = 0.9
     schedule: str = "none"  # "none" | "cosine"
     augment: str = "none"  # "none" | "crop" | "crop-flip" (random 1/8-size shifts, horizontal flips)
+    # adversarial training: "none", "fgsm-rs" (one signed-gradient step of 1.25 eps from a uniform
+    # random start: Wong, Rice & Kolter, ICLR 2020) or "pgd" (``adversary_steps`` steps of
+    # 2.5 eps / steps from a random start: Madry et al., ICLR 2018), Linf eps ``adversary_eps``
+    adversary: str = "none"
+    adversary_eps: float = 0.0
+    adversary_steps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The recipe's fields; the adversarial ones only when it trains adversarially, so the
+        cache keys of the standard recipes stay what they were."""
+        fields = asdict(self)
+        if self.adversary == "none":
+            for name in ("adversary", "adversary_eps", "adversary_steps"):
+                fields.pop(name)
+        return fields
 
 
 class ModelSpec(ABC):

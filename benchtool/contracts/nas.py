@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import numpy as np
 
+from benchtool.contracts._guard import guard
 from benchtool.contracts._params import merge_hyperparams
 from benchtool.errors import BenchtoolError, ContractViolation, UsageError
 
@@ -306,8 +307,11 @@ class SearchStrategy(ABC):
         return self.__finished
 
     @final
-    def start(self, space: SearchSpace, seed: int) -> None:
-        """Bind the space and the seed, then let the plugin set up."""
+    def start(self, space: SearchSpace, seed: int, *, timeout: float | None = None) -> None:
+        """Bind the space and the seed, then let the plugin set up. Each call into the plugin
+        (``setup``, ``propose``, ``observe``) runs under the harness's guard: it must return
+        within ``timeout`` seconds (default: the run's limit for the call) and an exception
+        of its own is reported as ``plugin 'x' raised ...``."""
         if self.__space is not None:
             raise UsageError(f"strategy {self.name!r} was already started; create a fresh instance per search")
         if not isinstance(space, SearchSpace):
@@ -315,16 +319,19 @@ class SearchStrategy(ABC):
         self.__space = space
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
-        self.setup()
+        with guard(self.name, "strategies", "setup", timeout):
+            self.setup()
 
     @final
-    def ask(self) -> Trial:
+    def ask(self, *, timeout: float | None = None) -> Trial:
         """A new trial; ContractViolation when the plugin proposes an invalid or
-        non-canonical encoding, :class:`SearchFinished` after :meth:`finish`."""
+        non-canonical encoding, raises or does not return within ``timeout`` seconds,
+        :class:`SearchFinished` after :meth:`finish`."""
         space = self.space
         if self.__finished:
             raise SearchFinished(f"strategy {self.name!r} was asked after its budget was spent")
-        arch = self.propose()
+        with guard(self.name, "strategies", "propose", timeout):
+            arch = self.propose()
         try:
             canonical = space.canonical(arch)
         except InvalidArchitecture as exc:
@@ -340,8 +347,9 @@ class SearchStrategy(ABC):
         return trial
 
     @final
-    def tell(self, trial: Trial, reward: float | None) -> None:
-        """Report an outstanding trial's reward; None or NaN marks a failed evaluation."""
+    def tell(self, trial: Trial, reward: float | None, *, timeout: float | None = None) -> None:
+        """Report an outstanding trial's reward; None or NaN marks a failed evaluation. The
+        plugin's ``observe`` runs under the guard, as ``propose`` in :meth:`ask`."""
         if self.__outstanding.get(getattr(trial, "number", None)) != trial:
             raise UsageError(f"strategy {self.name!r}: {trial!r} is not an outstanding trial of this search")
         if reward is not None:
@@ -351,7 +359,8 @@ class SearchStrategy(ABC):
             elif math.isinf(reward):
                 raise UsageError(f"strategy {self.name!r}: reward of trial {trial.number} is {reward}, expected finite")
         del self.__outstanding[trial.number]
-        self.observe(trial, reward)
+        with guard(self.name, "strategies", "observe", timeout):
+            self.observe(trial, reward)
 
     @final
     def finish(self) -> None:

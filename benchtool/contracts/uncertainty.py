@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Any, ClassVar, final
 import torch
 from torch import nn
 
+from benchtool.contracts._guard import guard
 from benchtool.contracts._params import merge_hyperparams
 from benchtool.contracts._state import ModelSnapshot, verify_untouched
 from benchtool.contracts.data import DatasetInfo, Split, Task
@@ -19,6 +21,7 @@ from benchtool.contracts.model import TrainRecipe
 from benchtool.errors import ContractViolation
 
 PROB_SUM_TOLERANCE = 1e-4
+_NO_MORE_PASSES = object()
 
 
 @dataclass
@@ -57,11 +60,24 @@ class UncertaintyEstimator(ABC):
     chunks so T passes never have to be stored. Regression: a pair ``(mean, variance)`` of
     shape ``(T, N, D)`` each (variance zero for models without aleatoric output), or an
     iterable of such pairs.
+
+    Randomness: ``fit`` runs with torch's global generators seeded from ``task.seed`` and
+    ``sample`` from ``predict``'s ``seed`` (the harness forks and restores them); draw from
+    those, or from a ``torch.Generator`` / NumPy ``Generator`` seeded from ``task.seed``,
+    never from an unseeded source, the clock or NumPy's legacy global RNG. Work fanned out
+    through :func:`benchtool.executors.cell_executor` (ensemble members) runs in other
+    processes: each call must seed itself from its arguments (e.g. ``task.seed + i``). Leave
+    torch's thread count, deterministic flags and default dtype as found (rule
+    ``global-state-unchanged``).
     """
 
     name: ClassVar[str]
     tasks: ClassVar[frozenset[Task]] = frozenset({"classification"})
     defaults: ClassVar[dict[str, Any]] = {}
+    # Optional: the name of the estimator's own OOD score (a feature density, a Dirichlet's
+    # K / S), spelt like a metric suffix ("feature-density"); an estimator that sets it
+    # implements :meth:`score`, which the harness calls through :meth:`own_score`.
+    score_name: ClassVar[str | None] = None
 
     def __init__(self, **hyperparams: Any) -> None:
         self.params: dict[str, Any] = merge_hyperparams("estimator", self.name, self.defaults, hyperparams)
@@ -75,15 +91,27 @@ class UncertaintyEstimator(ABC):
     def sample(self, x: torch.Tensor) -> Any:
         """Stochastic predictions for ``x`` (see the class docstring for shapes)."""
 
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """Optional: the estimator's own OOD score for ``x``, shape ``(N,)``, higher = more
+        likely out of distribution (e.g. DDU's negative log feature density). Implement it
+        together with ``score_name``; the suite then records its OOD AUROC beside those of
+        the scores every estimator has (max-prob, entropy, mutual information)."""
+        raise NotImplementedError(f"estimator {self.name!r} declares no score of its own (score_name is None)")
+
     @final
     def fit_checked(self, task: EstimationTask) -> None:
-        """Fit under the task's seed, then prove the base model was left as given."""
+        """Fit under the task's seed and the harness's guard (a time limit; an exception names
+        the plugin), then prove the base model was left as given (else it is restored)."""
         if task.info.task not in self.tasks:
             raise ContractViolation(self.name, "task-support", f"does not support {task.info.task!r} tasks")
         snapshot = ModelSnapshot.take(task.model)
-        with seeded(task.seed, task.device):
-            self.fit(task)
-        snapshot.verify(task.model, self.name)
+        try:
+            with seeded(task.seed, task.device), guard(self.name, "estimators", "fit"):
+                self.fit(task)
+        finally:
+            changed = _restore_if_changed(snapshot, task.model, self.name)
+        if changed is not None:
+            raise changed
         self.task = task
 
     @final
@@ -100,15 +128,70 @@ class UncertaintyEstimator(ABC):
         task = self.task
         snapshot = ModelSnapshot.take(task.model)
         x_original = x.detach().clone()
-        with seeded(seed, task.device), torch.no_grad():
-            chunks = _as_chunks(self.sample(x))
-            if task.info.task == "classification":
-                result = self._reduce_classification(chunks, len(x), task.info.num_classes or 0, kernels)
-            else:
-                result = self._reduce_regression(chunks, len(x), task.info.output_dim, kernels)
+        try:
+            with seeded(seed, task.device), torch.no_grad():
+                chunks = self._guarded_passes(x)
+                if task.info.task == "classification":
+                    result = self._reduce_classification(chunks, len(x), task.info.num_classes or 0, kernels)
+                else:
+                    result = self._reduce_regression(chunks, len(x), task.info.output_dim, kernels)
+        finally:
+            changed = _restore_if_changed(snapshot, task.model, self.name)
         verify_untouched(self.name, x_original, x)
-        snapshot.verify(task.model, self.name)
+        if changed is not None:
+            raise changed
         return result
+
+    @final
+    def own_score(self, x: torch.Tensor, *, seed: int = 0) -> torch.Tensor | None:
+        """The estimator's own OOD score for ``x`` (``(N,)``, finite, higher = more OOD,
+        on ``x``'s device), seeded, guarded and validated like :meth:`predict`; ``None`` when
+        the estimator declares no ``score_name``."""
+        if type(self).score_name is None:
+            return None
+        if self.task is None:
+            raise ContractViolation(self.name, "fit-before-predict", "own_score called before fit_checked")
+        task = self.task
+        snapshot = ModelSnapshot.take(task.model)
+        x_original = x.detach().clone()
+        try:
+            with seeded(seed, task.device), torch.no_grad(), guard(self.name, "estimators", "score"):
+                out = self.score(x)
+        finally:
+            changed = _restore_if_changed(snapshot, task.model, self.name)
+        verify_untouched(self.name, x_original, x)
+        if changed is not None:
+            raise changed
+        if not isinstance(out, torch.Tensor):
+            raise ContractViolation(self.name, "output-type", f"score is {type(out).__name__}, expected a Tensor")
+        if tuple(out.shape) != (len(x),):
+            raise ContractViolation(
+                self.name, "output-shape", f"score has shape {tuple(out.shape)}, expected ({len(x)},)"
+            )
+        if out.device.type != task.device.type:
+            raise ContractViolation(self.name, "output-device", f"score on {out.device}, expected {task.device}")
+        if not torch.isfinite(out).all():
+            raise ContractViolation(self.name, "output-finite", "score contains NaN or inf")
+        return out
+
+    def _guarded_passes(self, x: torch.Tensor) -> Iterator[Any]:
+        """The plugin's chunks: ``sample`` and each ``next`` of a lazy iterator run under the
+        guard, all within one time limit from the first call (so an endless stream of chunks
+        ends too); an exception of the harness's reduction in between is not the plugin's."""
+        started = time.monotonic()
+        with guard(self.name, "estimators", "sample"):
+            out = self.sample(x)
+            if not isinstance(out, (torch.Tensor, tuple)):
+                out = iter(out)
+        if isinstance(out, (torch.Tensor, tuple)):
+            yield out
+            return
+        while True:
+            with guard(self.name, "estimators", "sample", spent=time.monotonic() - started):
+                chunk = next(out, _NO_MORE_PASSES)
+            if chunk is _NO_MORE_PASSES:
+                return
+            yield chunk
 
     def _reduce_classification(self, chunks: Iterable[Any], n: int, c: int, kernels: Any) -> Any:
         acc = None
@@ -153,8 +236,9 @@ class UncertaintyEstimator(ABC):
         return chunk
 
 
-def _as_chunks(out: Any) -> Iterable[Any]:
-    """A single tensor (or pair) is one chunk; anything else is iterated lazily."""
-    if isinstance(out, (torch.Tensor, tuple)):
-        return [out]
-    return out
+def _restore_if_changed(snapshot: ModelSnapshot, model: nn.Module, plugin: str) -> ContractViolation | None:
+    """The plugin's ``model-unchanged`` failure if it changed the model, which is put back."""
+    changed = snapshot.violation(model, plugin)
+    if changed is not None:
+        snapshot.restore(model)
+    return changed

@@ -1,15 +1,18 @@
-"""Load a dataset once per process: bundles are memoized per (dataset, root, seed)."""
+"""Find a dataset on the data search path and load it once per process: bundles are memoized
+per (dataset, root, seed)."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from benchtool.config import data_search_path
 from benchtool.contracts.data import DataBundle, Dataset, Split
-from benchtool.errors import ContractViolation
+from benchtool.errors import ContractViolation, UsageError
 
 MAX_CACHED_BUNDLES = 8  # CIFAR-sized bundles take ~1 GB each; keep the most recent few
 
@@ -46,10 +49,78 @@ def check_bundle(dataset: Dataset, bundle: DataBundle) -> DataBundle:
     return bundle
 
 
-def load_dataset(dataset: Dataset, *, root: Path, seed: int, download: bool = False) -> DataBundle:
+def _search_path(root: Path | Sequence[Path]) -> list[Path]:
+    """A sequence of roots as given; a single root followed by the rest of the search path
+    (:func:`~benchtool.config.data_search_path`: ``$BENCHTOOL_DATA``, ``~/.cache/benchtool/data``,
+    ``/usr/share/datasets``)."""
+    if isinstance(root, (str, Path)):
+        return data_search_path(Path(root))
+    return [Path(r).expanduser() for r in root]
+
+
+def locate_root(dataset: Dataset, root: Path | Sequence[Path]) -> Path | None:
+    """The first root of the search path that holds ``dataset``'s files: for a dataset that
+    reads local files and says how to check for them (``check_files(root)``, as every
+    :class:`~benchtool.data.local.LocalImageDataset` has); a dataset that needs no files
+    (built-in, generated) is at the first root. None when no root holds the files."""
+    roots = _search_path(root)
+    check = getattr(dataset, "check_files", None)
+    if not callable(check):
+        return roots[0]
+    for candidate in roots:
+        try:
+            check(candidate)
+        except UsageError:
+            continue
+        return candidate
+    return None
+
+
+def missing_files_error(dataset: Dataset, roots: Sequence[Path]) -> UsageError:
+    """The dataset's one-line missing-files error for the first root, naming every root searched."""
+    check = getattr(dataset, "missing_error", None)
+    if callable(check):
+        try:
+            return check(roots[0], tuple(roots))
+        except TypeError:  # a third-party dataset's missing_error(root)
+            return check(roots[0])
+    try:
+        dataset.check_files(roots[0])  # type: ignore[attr-defined]
+    except UsageError as exc:
+        searched = ", ".join(str(r) for r in roots)
+        return UsageError(f"{exc} (data roots searched: {searched})")
+    return UsageError(f"dataset {dataset.name!r}: files not found under {', '.join(str(r) for r in roots)}")
+
+
+def check_files(dataset: Dataset, *, root: Path | Sequence[Path], download: bool = False) -> None:
+    """Raise the dataset's one-line missing-files error now, before any cell, without reading
+    anything, when no root of the search path holds its files (see :func:`locate_root`).
+    Nothing to check when ``download`` may fetch them."""
+    if download:
+        return
+    roots = _search_path(root)
+    if locate_root(dataset, roots) is None:
+        raise missing_files_error(dataset, roots)
+
+
+def available(dataset: Dataset, root: Path | Sequence[Path]) -> Path | None:
+    """Where ``dataset``'s files are (the root that holds them), or None: existence only."""
+    return locate_root(dataset, root)
+
+
+def load_dataset(dataset: Dataset, *, root: Path | Sequence[Path], seed: int, download: bool = False) -> DataBundle:
     """The dataset's bundle for ``seed``, loaded once per (dataset, root, seed) and process.
 
+    ``root`` is a data root, searched first and followed by the rest of the search path
+    (:func:`~benchtool.config.data_search_path`), or the exact sequence of roots to search.
+    The dataset loads from the first root that holds its files; when none does, from the first
+    root (where ``download`` fetches them, or the missing-files error naming every root).
     The bundle is shared by every caller: treat its tensors as read-only."""
+    roots = _search_path(root)
+    found = locate_root(dataset, roots)
+    if found is None and not download:
+        raise missing_files_error(dataset, roots)
+    root = found if found is not None else roots[0]
     kind = type(dataset)
     key = (f"{kind.__module__}.{kind.__qualname__}", dataset.name, str(Path(root).expanduser().resolve()), seed)
     with _lock:

@@ -4,6 +4,7 @@ their publishers distribute. Nothing is fetched unless ``download=True`` (``--bt
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,11 +34,15 @@ class LocalImageDataset(Dataset):
     input_shape: ClassVar[tuple[int, int, int]]
     num_classes: ClassVar[int] = 10
     gzip_twins: ClassVar[bool] = True  # whether ``name.gz`` may stand in for ``name``
+    reference_eps: ClassVar[float | None] = None  # DatasetInfo.reference_eps (Linf, pixels in [0, 1])
+    recipe_family: ClassVar[str | None] = None  # DatasetInfo.recipe_family
+    install_hint: ClassVar[str] = ""  # another way to get the files (a distribution's package)
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(
             name=self.name, task="classification", input_shape=self.input_shape, num_classes=self.num_classes,
-            bounds=(0.0, 1.0), description=self.__doc__ or "",
+            bounds=(0.0, 1.0), description=self.__doc__ or "", reference_eps=self.reference_eps,
+            recipe_family=self.recipe_family,
         )
 
     @abstractmethod
@@ -68,18 +73,38 @@ class LocalImageDataset(Dataset):
 
     def where_to_put(self, root: Path) -> str:
         folders = " or ".join(str(root / f) for f in self.folders)
+        hint = f", {self.install_hint}" if self.install_hint else ""
         return (
             f"put the publisher's files ({', '.join(self.files)}; from {self.homepage}) in {folders}, "
-            "point --bt-data-root (or BENCHTOOL_DATA) at the folder that holds them, "
+            f"point --bt-data-root (or BENCHTOOL_DATA) at the folder that holds them{hint}, "
             "or pass --bt-download to fetch them"
         )
 
-    def missing_error(self, root: Path) -> UsageError:
+    def missing_error(self, root: Path, searched: tuple[Path, ...] = ()) -> UsageError:
+        """The files missing in ``root`` (the first root: where to put them), naming every
+        other root ``searched`` too."""
         primary = root / self.folders[0]
         missing = [name for name in self.files if self.find(primary, name) is None]
+        others = [r for r in searched if r != root]
+        also = f" (also searched {', '.join(str(r / self.folders[0]) for r in others)})" if others else ""
         return UsageError(
-            f"dataset {self.name!r}: missing files in {primary}: {', '.join(missing)}; {self.where_to_put(root)}"
+            f"dataset {self.name!r}: missing files in {primary}: {', '.join(missing)}{also}; "
+            f"{self.where_to_put(root)}"
         )
+
+    def check_files(self, root: Path) -> None:
+        """Raise :meth:`missing_error` unless a candidate folder holds every expected file
+        (a cheap check before any work: existence only, nothing is read)."""
+        root = Path(root).expanduser()
+        if self.locate(root) is None:
+            raise self.missing_error(root)
+
+    def available(self, roots: Sequence[Path]) -> Path | None:
+        """The first of ``roots`` with every expected file (existence only), or None."""
+        for root in roots:
+            if self.locate(Path(root).expanduser()) is not None:
+                return Path(root).expanduser()
+        return None
 
     def load(self, *, root: Path, seed: int, download: bool = False) -> DataBundle:
         root = Path(root).expanduser()
@@ -144,6 +169,8 @@ class Mnist(IdxDataset):
     name = "mnist"
     folders = ("mnist", "MNIST/raw")
     homepage = "http://yann.lecun.com/exdb/mnist/"
+    reference_eps = 0.3  # Madry et al., ICLR 2018
+    recipe_family = "mnist"
     remotes = _idx_remotes(
         ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
         (
@@ -159,6 +186,9 @@ class FashionMnist(IdxDataset):
     name = "fashion-mnist"
     folders = ("fashion-mnist", "FashionMNIST/raw")
     homepage = "https://github.com/zalandoresearch/fashion-mnist"
+    reference_eps = 0.1  # Wong & Kolter, ICML 2018, Table 1
+    recipe_family = "mnist"
+    install_hint = "install them on Debian/Ubuntu with apt-get install dataset-fashion-mnist (/usr/share/datasets)"
     remotes = _idx_remotes(
         ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         (
@@ -184,6 +214,8 @@ class Cifar10(LocalImageDataset):
         ),
     )
     input_shape = (3, 32, 32)
+    reference_eps = 8 / 255  # Madry et al., ICLR 2018; RobustBench
+    recipe_family = "cifar10"
     records_per_batch: ClassVar[int] = 10000  # as published; a file of another size is truncated
 
     def read(self, folder: Path) -> tuple[Arrays, Arrays]:
@@ -210,6 +242,8 @@ class Svhn(LocalImageDataset):
         ),
     )
     input_shape = (3, 32, 32)
+    reference_eps = 8 / 255  # as CIFAR-10 (RobustBench-style evaluations of SVHN)
+    recipe_family = "svhn"
     gzip_twins = False
 
     def read(self, folder: Path) -> tuple[Arrays, Arrays]:

@@ -11,6 +11,9 @@ Code that fans out work asks for the run's executor and waits on standard future
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from benchtool.errors import choices_error
@@ -24,8 +27,8 @@ if TYPE_CHECKING:
 EXECUTOR_NAMES = ("local", "ray")
 
 __all__ = [
-    "EXECUTOR_NAMES", "Executor", "LocalExecutor", "Outcome", "Resources", "check_executor", "create_executor",
-    "describe_failure", "get_executor", "task_device",
+    "EXECUTOR_NAMES", "Executor", "LocalExecutor", "Outcome", "Resources", "cell_executor", "check_executor",
+    "create_executor", "describe_failure", "get_executor", "running_cell", "task_device",
 ]
 
 
@@ -50,3 +53,24 @@ def get_executor(config: RunConfig | None = None) -> Executor:
     if config is None:
         return LocalExecutor()
     return create_executor(config.executor, config.ray_address)
+
+
+_cell_config: contextvars.ContextVar[RunConfig | None] = contextvars.ContextVar("benchtool_cell_config", default=None)
+
+
+@contextlib.contextmanager
+def running_cell(config: RunConfig | None) -> Iterator[None]:
+    """Mark the code inside as a cell of the run ``config`` (the harness does, per cell), so
+    plugin code that fans out work finds the run's executor with :func:`cell_executor`."""
+    token = _cell_config.set(config)
+    try:
+        yield
+    finally:
+        _cell_config.reset(token)
+
+
+def cell_executor() -> Executor:
+    """The executor for work the running cell fans out (ensemble members, NAS trials): the
+    run's on the driver, local inside a cell that itself runs on an executor's worker (and
+    outside any cell)."""
+    return get_executor(_cell_config.get())

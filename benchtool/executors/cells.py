@@ -7,6 +7,12 @@ terminal, the leaderboard, ``--bt-json`` and the store see every cell as if it r
 A group whose worker died is run again cell by cell, each cell retried once if its
 worker dies again: a crashing cell fails alone, no finished result is dropped, and a
 cell lost twice is reported failed.
+
+Cells that fan out work themselves (a real-training NAS search, a deep ensemble: marked
+``bt_fanout``, or whose plugin class sets ``fans_out = True``) run here on the driver while
+the other cells run on the workers, so their trials or members are spread over the
+executor as separate tasks. Inside a cell that runs on a worker, fanned-out calls stay
+local (the worker runs its cells with ``--bt-executor local``).
 """
 
 from __future__ import annotations
@@ -114,6 +120,27 @@ def group_key(item: pytest.Item) -> str | None:
     return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
 
 
+FANOUT_MARK = "bt_fanout"
+
+
+def fans_out(item: pytest.Item) -> bool:
+    """Whether a cell spreads work over the executor itself: marked ``bt_fanout``, or its
+    plugin's class sets ``fans_out = True`` (e.g. ``deep-ensemble``)."""
+    if item.get_closest_marker(FANOUT_MARK) is not None:
+        return True
+    from benchtool.pytest_plugin import case_info, session_key
+
+    bench = item.config.stash.get(session_key, None)
+    info = case_info(item)
+    if bench is None or not info.plugin:
+        return False
+    try:
+        obj = bench.host.registry.get(info.kind, info.plugin).obj
+    except Exception:  # noqa: BLE001 - an unknown plugin fails in its cell, not here
+        return False
+    return bool(getattr(obj, "fans_out", False))
+
+
 def plan_batches(items: list[pytest.Item], slots: int) -> list[tuple[str, ...]]:
     """One batch per ``xdist_group`` (cells sharing a trained model); ungrouped cells are
     cut per suite file into ``slots`` chunks so every worker has work."""
@@ -156,9 +183,12 @@ class CellDispatcher:
         self.pending: dict[Future, tuple[str, ...]] = {}
 
     def run(self) -> None:
-        for batch in plan_batches(self.session.items, self.executor.slots(self.resources)):
+        here = [item for item in self.session.items if fans_out(item)]
+        remote = [item for item in self.session.items if item not in here]
+        for batch in plan_batches(remote, self.executor.slots(self.resources)):
             self._launch(batch)
         try:
+            self._run_here(here)
             while self.pending:
                 done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
                 for future in done:
@@ -170,6 +200,17 @@ class CellDispatcher:
                     raise session.Interrupted(session.shouldstop)
         finally:
             self.executor.close()
+
+    def _run_here(self, items: list[pytest.Item]) -> None:
+        """Cells that fan out run in this process (the executor's driver), as pytest would."""
+        session = self.session
+        for index, item in enumerate(items):
+            nextitem = items[index + 1] if index + 1 < len(items) else None
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail:
+                raise session.Failed(session.shouldfail)
+            if session.shouldstop:
+                raise session.Interrupted(session.shouldstop)
 
     def _launch(self, nodeids: tuple[str, ...]) -> None:
         batch = replace(self.template, nodeids=nodeids)

@@ -88,3 +88,18 @@ def task_device(default: torch.device | str) -> torch.device:
     gave it (``cuda:0`` in a Ray task with a GPU; ``cpu`` without), else ``default``."""
     assigned = _task_device.get()
     return torch.device(assigned if assigned is not None else default)
+
+
+TASK_LOG_ENV = "BENCHTOOL_TASK_LOG"  # a file: one line per executor task, for debugging and tests
+
+
+def log_task(fn: object, task_id: str) -> None:
+    """With ``$BENCHTOOL_TASK_LOG`` set, append ``PID TASK_ID FUNCTION`` for a task that
+    starts here (which process ran which NAS trial or ensemble member)."""
+    path = os.environ.get(TASK_LOG_ENV)
+    if not path:
+        return
+    fn = getattr(fn, "func", fn)  # a functools.partial: the function it calls
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    with open(path, "a") as handle:
+        handle.write(f"{os.getpid()} {task_id or '-'} {name}\n")

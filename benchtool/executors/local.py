@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from benchtool.executors.base import Executor, Resources, check_retries
+from benchtool.executors.devices import log_task
 
 
 class LocalExecutor(Executor):
@@ -21,6 +22,7 @@ class LocalExecutor(Executor):
         check_retries(retries)  # a call cannot lose its worker here: nothing to retry
         future: Future = Future()
         future.set_running_or_notify_cancel()
+        log_task(fn, "local")
         try:
             future.set_result(fn(*args, **kwargs))
         except Exception as exc:  # noqa: BLE001 - reported through the future, like any executor

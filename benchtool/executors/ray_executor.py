@@ -18,7 +18,7 @@ from typing import Any
 
 from benchtool.errors import UsageError
 from benchtool.executors.base import Executor, Resources, check_retries
-from benchtool.executors.devices import in_task
+from benchtool.executors.devices import in_task, log_task
 
 RAY_INSTALL = "pip install 'benchtool[ray]'"
 ENV_PREFIX = "BENCHTOOL_"
@@ -52,13 +52,25 @@ def init_kwargs(address: str | None) -> dict[str, Any]:
     return kwargs
 
 
-def _run_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The body of every Ray task: ``fn`` with :func:`~benchtool.executors.task_device` set."""
+def _run_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], state: Any = None) -> Any:
+    """The body of every Ray task: ``fn`` with :func:`~benchtool.executors.task_device` set,
+    under the submitter's torch settings (``state``: thread count, deterministic flags,
+    default dtype; Ray's workers start with ``OMP_NUM_THREADS=1``), put back afterwards for
+    the next task on this worker."""
     import ray
 
+    from benchtool.reproducibility import GlobalState
+
     device = "cuda:0" if ray.get_gpu_ids() else "cpu"  # Ray narrowed CUDA_VISIBLE_DEVICES to ours
-    with in_task(device):
-        return fn(*args, **kwargs)
+    log_task(fn, ray.get_runtime_context().get_task_id() or "")
+    before = GlobalState.current()
+    if state is not None:
+        state.apply()
+    try:
+        with in_task(device):
+            return fn(*args, **kwargs)
+    finally:
+        before.apply()
 
 
 class RayExecutor(Executor):
@@ -82,7 +94,9 @@ class RayExecutor(Executor):
         need = resources or Resources()
         task = self._task.options(num_cpus=need.cpus, num_gpus=need.gpus, max_retries=check_retries(retries),
                                   retry_exceptions=False)
-        ref = task.remote(fn, args, kwargs)
+        from benchtool.reproducibility import GlobalState
+
+        ref = task.remote(fn, args, kwargs, GlobalState.current())
         future = ref.future()
         with self._lock:
             self._running[future] = ref

@@ -20,6 +20,7 @@ number of passes; the passes of an unfinished group wait in a ring buffer) with
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,8 +39,31 @@ WORK_PER_THREAD = 1 << 16  # elements (~50 us of work): less than that runs fast
 
 
 @contextmanager
+def torch_threads_kept() -> Iterator[None]:
+    """Keep torch's intra-op thread count across a parallel kernel call.
+
+    numba's OpenMP threading layer calls ``omp_set_num_threads(NUMBA_NUM_THREADS)`` when it
+    starts its pool (the first parallel kernel of a process), and torch built with OpenMP
+    reads its thread count from that same setting: without this, the first kernel silently
+    changed torch's thread count (e.g. 1 -> the number of CPUs), and with it every later
+    float sum of a training run. Torch is only consulted when it is already imported.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+@contextmanager
 def threads_for(elements: int) -> Iterator[None]:
-    """Give a kernel one thread per ``WORK_PER_THREAD`` elements (at least one).
+    """Give a kernel one thread per ``WORK_PER_THREAD`` elements (at least one), leaving
+    torch's thread count as it was (:func:`torch_threads_kept`).
 
     Every parallel call wakes the worker threads and waits for the slowest: a few
     microseconds on an idle machine (measured here: 3.4 us for an empty parallel loop),
@@ -48,14 +72,15 @@ def threads_for(elements: int) -> Iterator[None]:
     """
     available = numba.get_num_threads()
     wanted = max(1, min(available, elements // WORK_PER_THREAD))
-    if wanted == available:
-        yield
-        return
-    numba.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(available)
+    with torch_threads_kept():
+        if wanted == available:
+            yield
+            return
+        numba.set_num_threads(wanted)
+        try:
+            yield
+        finally:
+            numba.set_num_threads(available)
 
 
 @numba.njit(inline="always", cache=True)

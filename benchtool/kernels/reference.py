@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from benchtool.kernels._cpu import torch_threads_kept
+
 
 def _sum_plogp(p: np.ndarray) -> np.ndarray:
     """sum over the last axis of p * log(p), with 0 * log 0 = 0."""
@@ -45,7 +47,8 @@ def _chunked_sum(flat: np.ndarray, chunk: int) -> float:
 
 def read_bandwidth_sum(probs: np.ndarray) -> float:
     """The bandwidth yardstick: a SIMD numba sum over the same bytes on the same threads."""
-    return float(_chunked_sum(np.ascontiguousarray(probs).reshape(-1), 1 << 16))
+    with torch_threads_kept():
+        return float(_chunked_sum(np.ascontiguousarray(probs).reshape(-1), 1 << 16))
 
 
 @numba.njit(parallel=True, cache=True)
@@ -56,4 +59,5 @@ def _chunked_copy(src: np.ndarray, dst: np.ndarray, chunk: int) -> None:
 
 def copy_bandwidth(src: np.ndarray, dst: np.ndarray) -> None:
     """The read+write yardstick: a parallel numba copy of ``src`` into ``dst`` (same size)."""
-    _chunked_copy(src.reshape(-1), dst.reshape(-1), 1 << 16)
+    with torch_threads_kept():
+        _chunked_copy(src.reshape(-1), dst.reshape(-1), 1 << 16)

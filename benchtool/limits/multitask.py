@@ -220,7 +220,7 @@ def train_multitask(
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             optimizer.step()
-            weighting.after_step()
+            weighting.finish_step()
         state = weighting.state()
         if not all(math.isfinite(v) for v in state.values()):
             raise ContractViolation(weighting.name, "state-finite",

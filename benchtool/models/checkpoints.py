@@ -62,6 +62,52 @@ def cache_key(model: str, info: DatasetInfo, seed: int, recipe: TrainRecipe) -> 
     }
 
 
+STATE_DICT_EXAMPLE = "a file saved with torch.save(model.state_dict(), PATH)"
+
+
+def read_state_dict(path: str | os.PathLike[str], option: str = "--bt-checkpoint") -> dict[str, torch.Tensor]:
+    """A user's state_dict file, checked before any work: it loads with
+    ``torch.load(weights_only=True)`` (never an arbitrary pickle) and holds a non-empty mapping
+    of str -> tensor (or a dict holding one under ``'state_dict'``). Any other file is a
+    one-line :class:`~benchtool.errors.UsageError` naming it and what was expected."""
+    from benchtool.errors import UsageError
+
+    path = Path(path).expanduser()
+    where = f"{option} {path}"
+    if not path.is_file():
+        raise UsageError(f"{where}: no such file" + (" (it is a directory)" if path.is_dir() else ""))
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated zip, foreign pickle, text, bad bytes ...
+        raise UsageError(
+            f"{where}: not loadable with torch.load(weights_only=True) ({_why_unloadable(exc)}); "
+            f"expected {STATE_DICT_EXAMPLE}"
+        ) from None
+    state = content.get("state_dict", content) if isinstance(content, dict) else content
+    if not isinstance(state, dict):
+        raise UsageError(f"{where}: holds a {type(state).__name__}, not a state_dict; expected {STATE_DICT_EXAMPLE}")
+    if not state:
+        raise UsageError(f"{where}: holds an empty dict; expected {STATE_DICT_EXAMPLE}")
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise UsageError(f"{where}: key {key!r} is not a parameter name (a string); expected {STATE_DICT_EXAMPLE}")
+        if not isinstance(value, torch.Tensor):
+            raise UsageError(
+                f"{where}: entry {key!r} is not a tensor ({type(value).__name__}); expected {STATE_DICT_EXAMPLE}"
+            )
+    return state
+
+
+def _why_unloadable(exc: Exception) -> str:
+    """torch.load's reason in a few words (its messages run to paragraphs)."""
+    text = " ".join(str(exc).split())
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = text.split(marker, 1)[1].split("Check the documentation", 1)[0].strip()
+        return f"the weights-only unpickler refused it: {reason or type(exc).__name__}"
+    return f"{type(exc).__name__}: {text.split('. ', 1)[0][:160]}"
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name)
 

@@ -140,3 +140,108 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
+
+
+# Lehmer's "minimal standard" generator modulo the Mersenne prime 2^31 - 1 (Park & Miller 1988):
+# small enough that every product fits int64 on every device.
+_LEHMER_MODULUS = 2**31 - 1
+_LEHMER_MULTIPLIER = 48271
+_HASH_MULTIPLIER_BITS = 20  # 32-bit patterns times 20-bit multipliers, summed over a chunk of
+_HASH_CHUNK = 1024  # 1024 values: below 2^62, so int64 never overflows
+
+
+class RandomResizePad(nn.Module):
+    """Random resizing and padding at inference (Xie, Wang, Zhang, Ren & Yuille, ICLR 2018,
+    "Mitigating Adversarial Effects Through Randomization"), kept at the input size so a
+    network trained on the dataset runs unchanged: each image is resized (nearest neighbour,
+    as in their code) to a random ``r x r'`` with ``r`` uniform in ``[ceil(min_scale * H), H]``,
+    then placed at a random offset in an ``H x W`` frame filled with the data's lower bound.
+
+    The draw for an example is a pseudo-random function of its exact bits and ``seed``: any
+    change of the input, however small, draws afresh (so an attacker's gradient at one point
+    is for a transformation the next point does not get), while the same input always gets
+    the same draw (its k-th identical copy within one batch the next k draws of its stream, so
+    Expectation over Transformation's repeated copies average over the randomness). That keeps
+    evaluations reproducible and batch-independent and keeps the
+    module stateless: nothing advances between calls, so the harness's model-unchanged and
+    same-seed-same-result checks hold. The per-position hash multipliers come from a
+    ``torch.Generator`` seeded with ``seed``; they are a plain attribute, not a buffer, so
+    the state_dict is the wrapped network's."""
+
+    def __init__(self, input_shape: tuple[int, int, int], bounds: tuple[float, float], *,
+                 min_scale: float = 0.8, seed: int = 0) -> None:
+        super().__init__()
+        if not 0 < min_scale <= 1:
+            raise ValueError(f"min_scale must lie in (0, 1], got {min_scale}")
+        _, height, width = input_shape
+        self.height, self.width = height, width
+        self.min_size = max(1, math.ceil(min_scale * height))
+        self.fill = float(bounds[0])
+        self.seed = seed
+        values = math.prod(input_shape)
+        owned = torch.Generator().manual_seed(seed)
+        self._multipliers = torch.randint(1, 2**_HASH_MULTIPLIER_BITS, (values,), generator=owned, dtype=torch.int64)
+
+    def extra_repr(self) -> str:
+        return f"sizes {self.min_size}..{self.height}, frame {self.height}x{self.width}, seed={self.seed}"
+
+    def draws(self, x: torch.Tensor, count: int) -> list[torch.Tensor]:
+        """``count`` pseudo-random int64 streams in ``[0, 2^31 - 1)``, one value per example,
+        from the bits of each example (float32 bit patterns, hashed with fixed multipliers)."""
+        flat = x.detach().to(torch.float32).reshape(len(x), -1).contiguous()
+        bits = flat.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+        multipliers = self._multipliers.to(x.device)
+        state = torch.full((len(x),), self.seed % _LEHMER_MODULUS + 1, dtype=torch.int64, device=x.device)
+        for start in range(0, bits.shape[1], _HASH_CHUNK):  # each chunk's sum stays below 2^62
+            chunk = (bits[:, start:start + _HASH_CHUNK] * multipliers[start:start + _HASH_CHUNK]).sum(1)
+            state = (state * _LEHMER_MULTIPLIER + chunk % _LEHMER_MODULUS) % _LEHMER_MODULUS
+        # the k-th copy of an input in a batch continues its stream k draws on: EOT's repeated
+        # copies get fresh transformations, while one input alone always gets the same one
+        order = torch.sort(state, stable=True).indices
+        ranked = state[order]
+        new_group = torch.ones_like(ranked, dtype=torch.bool)
+        new_group[1:] = ranked[1:] != ranked[:-1]
+        positions = torch.arange(len(ranked), device=x.device)
+        starts = torch.cummax(torch.where(new_group, positions, torch.zeros_like(positions)), 0).values
+        copy = torch.empty_like(positions)
+        copy[order] = positions - starts
+        state = (state + copy * 7919) % _LEHMER_MODULUS
+        out = []
+        for _ in range(count):
+            state = (state * _LEHMER_MULTIPLIER + 1) % _LEHMER_MODULUS
+            state = (state * _LEHMER_MULTIPLIER) % _LEHMER_MODULUS
+            out.append(state)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, device = len(x), x.device
+        size_draw, top_draw, left_draw = self.draws(x, 3)
+        rows_out = size_draw % (self.height - self.min_size + 1) + self.min_size  # [n]
+        cols_out = torch.clamp(torch.round(rows_out.double() * self.width / self.height).long(), 1, self.width)
+        top = top_draw % (self.height - rows_out + 1)
+        left = left_draw % (self.width - cols_out + 1)
+        rows = torch.arange(self.height, device=device)[None, :] - top[:, None]  # [n, H] position in the resized
+        cols = torch.arange(self.width, device=device)[None, :] - left[:, None]
+        row_ok = (rows >= 0) & (rows < rows_out[:, None])
+        col_ok = (cols >= 0) & (cols < cols_out[:, None])
+        # nearest neighbour: output pixel i of a size-r image reads input pixel floor(i * H / r)
+        src_rows = torch.clamp(rows.clamp(min=0) * self.height // rows_out[:, None], max=self.height - 1)
+        src_cols = torch.clamp(cols.clamp(min=0) * self.width // cols_out[:, None], max=self.width - 1)
+        batch = torch.arange(n, device=device)[:, None, None, None]
+        channels = torch.arange(x.shape[1], device=device)[None, :, None, None]
+        out = x[batch, channels, src_rows[:, None, :, None], src_cols[:, None, None, :]]
+        inside = (row_ok[:, None, :, None] & col_ok[:, None, None, :])
+        return torch.where(inside, out, torch.full_like(out, self.fill))
+
+
+class RandomizedInput(nn.Module):
+    """A trained network behind an input-randomization layer: ``net(transform(x))``. The
+    state_dict is the network's own (``net.`` prefixed)."""
+
+    def __init__(self, transform: nn.Module, net: nn.Module) -> None:
+        super().__init__()
+        self.transform = transform
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.transform(x))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from benchtool import hookimpl
-from benchtool.models.zoo import LeNetSpec, MlpSpec, ResNet20Spec
+from benchtool.models.zoo import LeNetAdversarialSpec, LeNetRandomizedSpec, LeNetSpec, MlpSpec, ResNet20Spec
 
-BUILTIN_MODELS = (MlpSpec, LeNetSpec, ResNet20Spec)
+BUILTIN_MODELS = (MlpSpec, LeNetSpec, ResNet20Spec, LeNetAdversarialSpec, LeNetRandomizedSpec)
 
 
 @hookimpl

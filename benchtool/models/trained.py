@@ -42,7 +42,12 @@ def _listed(names: list[str]) -> str:
 
 
 def load_user_checkpoint(model: nn.Module, path: Path, spec: ModelSpec, info: DatasetInfo) -> None:
-    """Load a user's state_dict (``--bt-checkpoint``) into a zoo network, or explain why not."""
+    """Load a user's state_dict (``--bt-checkpoint``) into a zoo network, or explain why not.
+    For a derived model (``lenet-randomized``) it is the base network's state_dict."""
+    from benchtool.models.zoo import DerivedSpec
+
+    if isinstance(spec, DerivedSpec):
+        model, spec = spec.inner(model), spec.base()
     path = Path(path).expanduser()
     where = f"--bt-checkpoint {path}"
     if not path.is_file():
@@ -98,7 +103,13 @@ def trained_model(
             f"model {spec.name!r} cannot be built for dataset {info.name!r} "
             f"(task {info.task!r}, input shape {info.input_shape}); it supports tasks {sorted(spec.tasks)}"
         )
+    from benchtool.models.zoo import DerivedSpec  # here: ``python -m benchtool.models.recipes`` imports cleanly
+
     device = torch.device(device)
+    if isinstance(spec, DerivedSpec):  # the base's trained network (cached under the base's key), wrapped
+        net = trained_model(spec.base(), bundle, seed=seed, budget=budget, device=device, cache_dir=cache_dir,
+                            checkpoint=checkpoint, progress=progress)
+        return spec.wrap(net, info).to(device).eval()
     if checkpoint is not None:
         model = build_seeded(spec, info, seed)
         load_user_checkpoint(model, checkpoint, spec, info)

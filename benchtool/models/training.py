@@ -25,11 +25,16 @@ from benchtool.models.progress import ProgressLine
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "cosine")
 AUGMENTATIONS = ("none", "crop", "crop-flip")
+ADVERSARIES = ("none", "fgsm-rs", "pgd")
+FGSM_RS_STEP = 1.25  # Wong, Rice & Kolter 2020: step alpha = 1.25 eps from a uniform start
+PGD_REL_STEP = 2.5  # Madry's lab robustness library: step 2.5 eps / steps
 EVAL_BATCH = 1024
 
 # (outputs, targets) -> (mean loss, number of right predictions), both tensors on the batch's device
 StepLoss = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 BatchInputs = Callable[[torch.Tensor, torch.Generator], torch.Tensor]  # (inputs, shuffle generator) -> inputs
+# (inputs, labels, shuffle generator) -> the inputs to train on (adversarial examples)
+BatchAdversary = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 
 class TrainingError(BenchtoolError):
@@ -59,6 +64,13 @@ def check_recipe(recipe: TrainRecipe) -> TrainRecipe:
         raise choices_error("recipe schedule", recipe.schedule, SCHEDULES)
     if recipe.augment not in AUGMENTATIONS:
         raise choices_error("recipe augment", recipe.augment, AUGMENTATIONS)
+    if recipe.adversary not in ADVERSARIES:
+        raise choices_error("recipe adversary", recipe.adversary, ADVERSARIES)
+    if recipe.adversary != "none" and not recipe.adversary_eps > 0:
+        raise ValueError(f"recipe adversary_eps must be > 0 for adversary {recipe.adversary!r}, "
+                         f"got {recipe.adversary_eps}")
+    if recipe.adversary == "pgd" and recipe.adversary_steps < 1:
+        raise ValueError(f"recipe adversary_steps must be >= 1 for adversary 'pgd', got {recipe.adversary_steps}")
     for name in ("epochs", "batch_size"):
         if getattr(recipe, name) < 1:
             raise ValueError(f"recipe {name} must be >= 1, got {getattr(recipe, name)}")
@@ -96,6 +108,33 @@ def augment(x: torch.Tensor, kind: str, bounds: tuple[float, float], generator: 
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
     return out
+
+
+def adversarial_examples(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: TrainRecipe, bounds: tuple[float, float],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Linf adversarial examples of a training batch for ``recipe.adversary``: ``fgsm-rs``, one
+    signed-gradient step of 1.25 eps from a uniform random start in the ball ("fast
+    adversarial training", Wong, Rice & Kolter, ICLR 2020), or ``pgd``, ``adversary_steps``
+    steps of 2.5 eps / steps from a random start (Madry et al., ICLR 2018). Crafted with the
+    model in eval mode (no dropout noise in the adversary); the caller's mode is restored.
+    Draws from ``generator`` (on the CPU), so a seed fixes the examples."""
+    eps, low, high = recipe.adversary_eps, bounds[0], bounds[1]
+    steps, step = (1, FGSM_RS_STEP * eps) if recipe.adversary == "fgsm-rs" else (
+        recipe.adversary_steps, PGD_REL_STEP * eps / recipe.adversary_steps)
+    was_training = model.training
+    model.eval()
+    start = (torch.rand(x.shape, generator=generator) * 2 - 1).to(x.device, x.dtype) * eps
+    x_adv = torch.clamp(x + start, low, high)
+    for _ in range(steps):
+        x_req = x_adv.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(F.cross_entropy(model(x_req), y), x_req)
+        x_adv = x_adv.detach() + step * grad.sign()
+        x_adv = torch.clamp(torch.min(torch.max(x_adv, x - eps), x + eps), low, high)
+    model.train(was_training)
+    return x_adv.detach()
 
 
 def loss_and_correct(outputs: torch.Tensor, targets: torch.Tensor, task: Task) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,11 +182,13 @@ def train_epochs(
     device: torch.device,
     label: str,
     inputs: BatchInputs | None = None,
+    adversary: BatchAdversary | None = None,
 ) -> Iterator[EpochTotals]:
     """Run ``recipe``'s minibatch steps on ``split`` (``make_optimizer``, the cosine schedule,
     batches shuffled by a generator seeded with ``seed``, a lone last batch skipped for
     BatchNorm), yielding each epoch's totals. ``inputs`` transforms each batch's inputs
-    (augmentation, drawing from the shuffle generator). The model's train/eval modes and torch's
+    (augmentation, drawing from the shuffle generator); ``adversary`` then replaces them given
+    their labels (adversarial training). The model's train/eval modes and torch's
     global generator are the caller's. Raises :class:`TrainingError` when the loss diverges."""
     x_train, y_train = split.x.to(device), split.y.to(device)
     steps_per_epoch = max(1, math.ceil(len(x_train) / recipe.batch_size))
@@ -166,6 +207,8 @@ def train_epochs(
                 continue
             batch = batch.to(device)
             x = x_train[batch] if inputs is None else inputs(x_train[batch], shuffle)
+            if adversary is not None:
+                x = adversary(x, y_train[batch], shuffle)
             loss, right = step_loss(model(x), y_train[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -207,6 +250,8 @@ def train(
             model, bundle.train, recipe, lambda outputs, targets: loss_and_correct(outputs, targets, task),
             seed=seed, device=device, label=bar.label,
             inputs=lambda x, generator: augment(x, recipe.augment, bounds, generator),
+            adversary=None if recipe.adversary == "none" else (
+                lambda x, y, generator: adversarial_examples(model, x, y, recipe, bounds, generator)),
         )
         for epoch, totals in enumerate(epochs, start=1):
             val_loss, val_accuracy = evaluate(model, bundle.val, task, device)

@@ -1,5 +1,6 @@
 """The zoo's model specs: each builds its network for any dataset of a supported kind and
-names its recipe from :mod:`benchtool.models.recipes`."""
+names its recipe from :mod:`benchtool.models.recipes`. A :class:`DerivedSpec` (``lenet-randomized``)
+trains nothing of its own: it wraps the trained network of its base spec."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from torch import nn
 from benchtool.contracts.data import DatasetInfo
 from benchtool.contracts.model import ModelSpec, TrainRecipe
 from benchtool.models import recipes
-from benchtool.models.nets import MLP, LeNet, ResNet
+from benchtool.models.nets import MLP, LeNet, RandomizedInput, RandomResizePad, ResNet
 
 
 class MlpSpec(ModelSpec):
@@ -50,3 +51,50 @@ class ResNet20Spec(ImageSpec):
 
     def build(self, info: DatasetInfo) -> nn.Module:
         return ResNet(info, blocks=3)
+
+
+class LeNetAdversarialSpec(LeNetSpec):
+    """LeNet-5 adversarially trained at the dataset's reference eps (Linf): PGD adversarial
+    training (Madry et al., ICLR 2018) or, where that is too slow for the budget on a CPU, FGSM
+    with a random start ("fast AT", Wong, Rice & Kolter, ICLR 2020); the recipe table
+    (:mod:`benchtool.models.recipes`) says which budget uses which."""
+
+    name = "lenet-at"
+
+
+class DerivedSpec(ImageSpec):
+    """A model made from the trained network of ``base`` (same recipe, same cached weights) by
+    :meth:`wrap`; ``build`` wraps a fresh base network, ``inner`` finds the base network in
+    the wrapped model (where a user's ``--bt-checkpoint`` for the base loads)."""
+
+    base: type[ModelSpec]
+
+    def supports(self, info: DatasetInfo) -> bool:
+        return self.base().supports(info)
+
+    def recipe(self, info: DatasetInfo, budget: str) -> TrainRecipe:
+        return self.base().recipe(info, budget)
+
+    def build(self, info: DatasetInfo) -> nn.Module:
+        return self.wrap(self.base().build(info), info)
+
+    def wrap(self, net: nn.Module, info: DatasetInfo) -> nn.Module:
+        raise NotImplementedError
+
+    def inner(self, model: nn.Module) -> nn.Module:
+        return model.net  # type: ignore[return-value]
+
+
+class LeNetRandomizedSpec(DerivedSpec):
+    """The trained ``lenet`` behind random resizing and padding at inference (Xie et al.,
+    ICLR 2018): a deliberately gradient-masking model. Plain PGD overstates its robustness;
+    Expectation over Transformation (EOT) takes most of that back (Athalye, Carlini & Wagner,
+    ICML 2018, "Obfuscated Gradients Give a False Sense of Security")."""
+
+    name = "lenet-randomized"
+    base = LeNetSpec
+    min_scale = 0.8  # resized to 80-100% of the frame: 23..28 pixels on 28x28, 7..8 on 8x8
+
+    def wrap(self, net: nn.Module, info: DatasetInfo) -> nn.Module:
+        transform = RandomResizePad(info.input_shape, info.bounds, min_scale=self.min_scale)  # type: ignore[arg-type]
+        return RandomizedInput(transform, net)

@@ -140,8 +140,10 @@ class TrainingEvaluator(Evaluator):
         self._lock = threading.Lock()
 
     def evaluate(self, arch: Architecture, *, trial_seed: int = 0, timeout: float | None = None) -> Evaluation:
+        from benchtool.executors import task_device
         from benchtool.models import TrainingError, evaluate, train
 
+        device = task_device(self.device)  # the GPU an executor's task was given, if any
         key = self.space.key(arch)
         with self._lock:
             hit = self._cache.get(key)
@@ -155,14 +157,14 @@ class TrainingEvaluator(Evaluator):
         cpu_started = time.thread_time()
         try:
             with time_limit(timeout, f"training {self.space.name} {key}"):
-                history = train(model, self.bundle, self.recipe, seed=self.train_seed, device=self.device,
+                history = train(model, self.bundle, self.recipe, seed=self.train_seed, device=device,
                                 progress=False, label=key)
         except TimedOut as exc:
             return Evaluation("timeout", None, None, float(timeout or 0.0), params, detail=str(exc))
         except TrainingError as exc:
             return Evaluation("failed", None, None, 0.0, params, detail=str(exc))
         val_accuracy = history.val_accuracy[-1]  # train() scored the final weights on val, in eval mode
-        _, test_accuracy = evaluate(model, self.bundle.test, info.task, self.device)
+        _, test_accuracy = evaluate(model, self.bundle.test, info.task, device)
         seconds = time.thread_time() - cpu_started if self.clock == "cpu" else history.seconds
         result = Evaluation("ok", val_accuracy, test_accuracy, seconds, params)
         self._store(key, result)

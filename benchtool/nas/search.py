@@ -4,33 +4,35 @@ Budgets count evaluations or seconds on the evaluator's clock (simulated for a t
 ``workers`` evaluations run at once: inline, an evaluation finishes at its start time
 plus its cost on the clock, so tells arrive out of order exactly as on a cluster of
 ``workers`` machines; with an :class:`~benchtool.executors.base.Executor` they run
-there and are told in the order they finish. A strategy whose ``start``/``ask``/
-``tell`` raises, breaks its contract or does not return within its timeout ends the
-search with what it found so far: a search always ends (NNI #4891).
+there in parallel, ``workers`` in flight, and are told in the order they were asked (the
+oldest in flight first, whichever really finished first). That order is part of the
+search's inputs, not of the machine: a search through Ray, through the local executor, on
+a busy or an idle machine asks and tells the same trials (only the wall-clock costs
+differ), so a seed fixes its trajectory. (Inline, with wall-clock costs and
+``workers > 1``, the simulated order follows measured seconds: pass an executor when that
+matters.) A strategy whose ``setup``/``propose``/
+``observe`` raises, breaks its contract or does not return within its limit (the guard
+of :mod:`benchtool.contracts._guard`, as for every plugin call) ends the search with what
+it found so far: a search always ends (NNI #4891).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchtool.contracts.nas import Architecture, SearchSpace, SearchStrategy, Trial
 from benchtool.errors import ContractViolation, UsageError
-from benchtool.nas.deadline import TimedOut, time_limit
 from benchtool.nas.evaluators import Evaluation, Evaluator
 
 if TYPE_CHECKING:
     from benchtool.executors.base import Executor, Resources
 
-T = TypeVar("T")
-START_TIMEOUT = 120.0  # a controller may compile kernels on its first start
-ASK_TIMEOUT = 10.0
 TRIAL_SEED_STREAM = 7  # keeps per-trial draws independent of the strategy's own stream
 
 
@@ -120,13 +122,15 @@ def run_search(
     executor: Executor | None = None,
     resources: Resources | None = None,
     eval_timeout: float | None = None,
-    ask_timeout: float = ASK_TIMEOUT,
-    start_timeout: float = START_TIMEOUT,
+    ask_timeout: float | None = None,
+    start_timeout: float | None = None,
 ) -> SearchResult:
     """Run one seeded search of ``strategy`` over ``space`` and return every told trial.
 
     ``eval_timeout`` bounds one evaluation (on the evaluator's clock); ``ask_timeout``
-    bounds each ``ask``/``tell``; a strategy that breaks a rule ends the search with
+    bounds each ``propose``/``observe`` and ``start_timeout`` the strategy's ``setup``
+    (default: the run's limits, :class:`benchtool.contracts._guard.TimeoutPolicy`); a
+    strategy that raises or breaks a rule ends the search with
     ``stop_reason="strategy-failed"`` and the :class:`ContractViolation` in ``error``.
     """
     if evaluator.space is not space:
@@ -138,27 +142,16 @@ def run_search(
     running: list[_Running] = []
     clock, asked, sequence = 0.0, 0, 0
 
-    def guarded(what: str, timeout: float, call: Callable[..., T], *args: Any) -> T:
-        try:
-            with time_limit(timeout, f"strategy {strategy.name!r} {what}"):
-                return call(*args)
-        except ContractViolation:
-            raise
-        except TimedOut as exc:
-            raise ContractViolation(strategy.name, "returns-in-time", str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - any error of the plugin ends its search
-            raise ContractViolation(strategy.name, "no-exception", f"{what} raised {type(exc).__name__}: {exc}") from exc
-
     def may_ask() -> bool:
         return (budget.evaluations is None or asked < budget.evaluations) and (
             budget.seconds is None or clock < budget.seconds
         )
 
     try:
-        guarded("start", start_timeout, strategy.start, space, seed)
+        strategy.start(space, seed, timeout=start_timeout)
         while True:
             while len(running) < workers and may_ask():
-                trial = guarded("ask", ask_timeout, strategy.ask)
+                trial = strategy.ask(timeout=ask_timeout)
                 trial_seed = int(trial_seeds.integers(2**31))
                 entry = _Running(0.0, sequence, trial, clock)
                 if executor is None:
@@ -181,7 +174,7 @@ def run_search(
                 clock = max(clock, budget.seconds)
                 continue
             clock = max(clock, end)
-            guarded("tell", ask_timeout, strategy.tell, entry.trial, evaluation.reward)
+            strategy.tell(entry.trial, evaluation.reward, timeout=ask_timeout)
             result.trials.append(TrialRecord(
                 entry.trial.number, entry.trial.arch, space.key(entry.trial.arch), evaluation.status,
                 evaluation.val_accuracy, evaluation.test_accuracy, evaluation.cost_seconds,
@@ -205,9 +198,10 @@ def _evaluate_inline(evaluator: Evaluator, arch: Architecture, trial_seed: int, 
 
 
 def _next_finished(running: list[_Running]) -> _Running:
-    """Wait for any executor call; among those done, the earliest submitted."""
-    wait([e.future for e in running], return_when=FIRST_COMPLETED)
-    entry = min((e for e in running if e.future.done()), key=lambda e: e.sequence)
+    """The oldest call in flight, once it has finished: the tell order is the ask order,
+    whatever order the executor's workers finish in (the others keep running meanwhile)."""
+    entry = min(running, key=lambda e: e.sequence)
+    wait([entry.future])
     running.remove(entry)
     try:
         entry.evaluation = entry.future.result()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from benchtool.cli import command
-from benchtool.errors import UsageError
+from benchtool.results import check_writable, write_text_atomically
 from benchtool.store.commands import _store_option
 from benchtool.store.compare import Policies
 from benchtool.store.load import load_result_set
@@ -30,12 +29,11 @@ def report(args: argparse.Namespace, extra: list[str]) -> int:
     from benchtool.report.html import render_report
 
     policies = Policies.from_args(args.tol, args.direction)
+    output = check_writable(args.output, "-o", "report.html")  # before reading or rendering anything
     results = load_result_set(args.run, args.store)
     baseline = load_result_set(args.compare, args.store) if args.compare else None
-    output = Path(args.output)
-    if output.is_dir():
-        raise UsageError(f"-o {output} is a directory; expected a file name like report.html")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_report(results, baseline, policies), encoding="utf-8")
-    print(f"report written to {output} ({output.stat().st_size // 1024} KiB)")
+    write_text_atomically(output, render_report(results, baseline, policies))
+    stores = sorted({s.store for s in (results, baseline) if s is not None and s.store})
+    source = "".join(f" from store {path}" for path in stores)
+    print(f"report written to {output} ({output.stat().st_size // 1024} KiB){source}")
     return 0

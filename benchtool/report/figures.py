@@ -13,7 +13,13 @@ plugin and parameter set:
   grouped bars.
 
 Lines that differ only in a seed parameter (``seed``, ``trial``, ``repeat``) are drawn as
-their mean with a 95% confidence band (Student t). A second run is overlaid dashed.
+their mean with a 95% confidence band (Student t). A proportion (accuracy, survival rate)
+whose sample size is recorded gets a 95% Wilson band (error bars on bars) and its n in the
+legend: n comes from the case's count record (:data:`PROPORTION_COUNTS`: ``examples``,
+``fooled_examples``, ``test_examples``, ... with matching params) or, per point, from a
+sibling curve ``<metric>_count`` (a reliability diagram's examples per bin, also drawn as a
+histogram under it). A scalar metric swept over ``ood`` also shows its in-distribution value
+(the record without ``ood``) as the first bar. A second run is overlaid dashed.
 """
 
 from __future__ import annotations
@@ -33,14 +39,26 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure as MplFigure
 
+from benchtool.claims.stats import wilson_interval
 from benchtool.results import Record
 from benchtool.tables import case_label
 
 SEED_PARAMS = ("seed", "trial", "repeat", "rep")
-BAND_SUFFIXES = {"_lower": "lower", "_upper": "upper", "_lo": "lower", "_hi": "upper", "_std": "std"}
+COUNT_UNITS = ("examples",)  # sample sizes: shown in tables and claims, not drawn
+BAND_SUFFIXES = {"_lower": "lower", "_upper": "upper", "_lo": "lower", "_hi": "upper", "_std": "std",
+                 "_count": "count"}
+# A proportion metric -> the count record that is its n (recorded by the same case, params matching).
+PROPORTION_COUNTS = {
+    "accuracy": "examples", "clean_accuracy": "examples", "robust_accuracy": "examples",
+    "survival_rate": "fooled_examples", "survival_rate_where_clean_survives": "fooled_examples",
+    "train_accuracy": "train_examples", "test_accuracy": "test_examples",
+}
+CONTEXT_PARAMS = ("split", "recipe")  # params of a count record that name what was counted, not a cell
+MISSING_CATEGORY = {"ood": "in-distribution"}  # a categorical sweep's value for records without the param
 MAX_PANEL_COLUMNS = 3
 CROWDED_LINES = 10  # more lines than this in a panel: one panel per plugin, a smaller legend
 LABEL_WIDTH = 40  # axis labels longer than this wrap
+HISTOGRAM_HEIGHT = 0.2  # a reliability diagram's per-bin count histogram: its tallest bar
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
           "#7f7f7f", "#bcbd22")
 
@@ -66,6 +84,15 @@ class Line:
     upper: np.ndarray | None = None
     members: int = 1
     plugin: str = ""
+    n: np.ndarray | None = None  # each point's sample size, when known (a proportion)
+    wilson: bool = False  # the band is the 95% Wilson interval of each point
+
+    def n_text(self) -> str:
+        """``n=128`` or ``n=40..128`` for the legend; empty when unknown."""
+        if self.n is None or not len(self.n):
+            return ""
+        low, high = int(np.nanmin(self.n)), int(np.nanmax(self.n))
+        return f"n={low}" if low == high else f"n={low}..{high}"
 
 
 @dataclass
@@ -123,6 +150,96 @@ def _band_key(record: Record, metric: str) -> tuple:
             tuple(sorted((k, str(v)) for k, v in record.params.items())), metric)
 
 
+def _proportion_base(metric: str) -> str:
+    """``robust_accuracy_vs_eps`` -> ``robust_accuracy``, ``test_accuracy_curve`` -> ``test_accuracy``."""
+    base = re.sub(r"_vs_[a-z0-9_]+$", "", metric)
+    return base.removesuffix("_curve")
+
+
+CountIndex = dict[tuple[str, str, str, str], list[Record]]
+
+
+def count_index(records: Sequence[Record]) -> CountIndex:
+    """The count records (``unit="examples"`` or a name in :data:`PROPORTION_COUNTS`) per case."""
+    names = set(PROPORTION_COUNTS.values())
+    index: CountIndex = defaultdict(list)
+    for record in records:
+        if record.series is None and record.value is not None and (record.unit in COUNT_UNITS or record.metric in names):
+            index[(record.suite, record.case, record.model, record.dataset)].append(record)
+    return index
+
+
+def _same(a: object, b: object) -> bool:
+    if _is_number(a) and _is_number(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)  # type: ignore[arg-type]
+    return str(a) == str(b)
+
+
+def _count_candidates(record: Record, index: CountIndex) -> list[tuple[Record, list[str]]]:
+    """Count records for ``record``'s proportion, each with the params it has beyond ``record``'s
+    (context params and a param naming the record's plugin left out)."""
+    name = PROPORTION_COUNTS.get(_proportion_base(record.metric))
+    if name is None:
+        return []
+    found = []
+    for count in index.get((record.suite, record.case, record.model, record.dataset), []):
+        if count.metric != name or (count.plugin and record.plugin and count.plugin != record.plugin):
+            continue
+        if any(k in record.params and not _same(v, record.params[k]) for k, v in count.params.items()):
+            continue
+        extra = [k for k, v in count.params.items() if k not in record.params and k not in CONTEXT_PARAMS
+                 and not (record.plugin and str(v) == record.plugin)]
+        found.append((count, extra))
+    return found
+
+
+def count_for(record: Record, index: CountIndex) -> float | None:
+    """The n of a scalar proportion record: the matching count record sharing most params, or None."""
+    best: tuple[int, float] | None = None
+    for count, extra in _count_candidates(record, index):
+        if extra or count.value is None or not math.isfinite(count.value):
+            continue
+        score = len(set(count.params) & set(record.params))
+        if best is None or score > best[0]:
+            best = (score, float(count.value))
+        elif score == best[0] and best[1] != count.value:
+            return None  # two counts fit equally well: unknown rather than wrong
+    return best[1] if best else None
+
+
+def counts_along(record: Record, xs: np.ndarray, index: CountIndex) -> np.ndarray | None:
+    """Each point's n for a curve: one count for all points, or the counts recorded per value
+    of the swept parameter (``examples`` per ``eps``) matching ``xs``."""
+    constant = count_for(record, index)
+    if constant is not None:
+        return np.full(len(xs), constant)
+    per_value: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for count, extra in _count_candidates(record, index):
+        if len(extra) == 1 and _is_number(count.params[extra[0]]) and count.value is not None:
+            per_value[extra[0]].append((float(count.params[extra[0]]), float(count.value)))
+    for pairs in per_value.values():
+        found = []
+        for x in xs:
+            match = [n for value, n in pairs if math.isclose(value, float(x), rel_tol=1e-9, abs_tol=1e-12)]
+            if len(set(match)) != 1:
+                break
+            found.append(match[0])
+        else:
+            return np.array(found, dtype=float)
+    return None
+
+
+def with_wilson(line: Line) -> Line:
+    """``line`` with a 95% Wilson band from its n, unless it has a band already (seeds, recorded)."""
+    if line.n is None or line.lower is not None or len(line.n) != len(line.y):
+        return line
+    lower, upper = np.full(len(line.y), np.nan), np.full(len(line.y), np.nan)
+    for i, (p, n) in enumerate(zip(line.y, line.n)):
+        if n > 0 and math.isfinite(p) and 0.0 <= p <= 1.0:
+            lower[i], upper[i] = wilson_interval(p * n, n, 0.05)
+    return replace(line, lower=lower, upper=upper, wilson=True)
+
+
 def _t95(n: int) -> float:
     """Two-sided 95% Student t quantile for n samples (n - 1 degrees of freedom)."""
     from scipy.stats import t
@@ -133,11 +250,12 @@ def _t95(n: int) -> float:
 Curve = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None"]  # x, y, band low, band high
 
 
-def aggregate(label: str, curves: list[Curve], plugin: str = "") -> Line:
-    """One line from one curve, or the mean and 95% CI of several (seeds) on a common x grid."""
+def aggregate(label: str, curves: list[Curve], plugin: str = "", n: np.ndarray | None = None) -> Line:
+    """One line from one curve (with its Wilson band when its n is known), or the mean and
+    95% CI of several (seeds) on a common x grid."""
     if len(curves) == 1:
         x, y, lower, upper = curves[0]
-        return Line(label, x, y, lower, upper, plugin=plugin)
+        return with_wilson(Line(label, x, y, lower, upper, plugin=plugin, n=n))
     xs = [c[0] for c in curves]
     if all(len(x) == len(xs[0]) and np.allclose(x, xs[0]) for x in xs):
         grid = xs[0]
@@ -157,6 +275,7 @@ def series_plans(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[FigurePla
     for run_label, records in runs:
         curves = [r for r in records if r.series is not None]
         metrics = {r.metric for r in curves}
+        counts = count_index(records)
         bands: dict[tuple, dict[str, np.ndarray]] = defaultdict(dict)
         for record in curves:
             split = _split_band_metric(record.metric, metrics)
@@ -164,7 +283,7 @@ def series_plans(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[FigurePla
                 base, role = split
                 series = record.series or {}
                 bands[_band_key(record, base)][role] = np.asarray(series["y"], dtype=float)
-        grouped: dict[tuple[str, str, str, str], list] = defaultdict(list)
+        grouped: dict[tuple[str, ...], list] = defaultdict(list)
         for record in curves:
             if _split_band_metric(record.metric, metrics):
                 continue
@@ -177,23 +296,25 @@ def series_plans(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[FigurePla
                 lower, upper = band["lower"], band["upper"]
             elif "std" in band:
                 lower, upper = y - 2 * band["std"], y + 2 * band["std"]
+            n = band["count"] if "count" in band else counts_along(record, x, counts)
             key = (record.suite, record.metric, _panel_title(record), _label(record), case_label(record.case),
-                   record.plugin)
-            grouped[key].append((x, y, lower, upper))
+                   record.plugin, series.get("x_label", ""))
+            grouped[key].append((x, y, lower, upper, n))
             plan = plans.setdefault(
-                (record.suite, record.metric),
+                (record.suite, record.metric, series.get("x_label", "")),
                 FigurePlan(record.suite, record.metric, _layout(record.metric),
                            series.get("x_label", ""), series.get("y_label", "")),
             )
             plan.panels.setdefault(_panel_title(record), Panel(_panel_title(record)))
         cases_per_label: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
-        for suite, metric, panel, label, case, _ in grouped:
+        for suite, metric, panel, label, case, _, _ in grouped:
             cases_per_label[(suite, metric, panel, label)].add(case)
-        for (suite, metric, panel, label, case, plugin), members in grouped.items():
+        for (suite, metric, panel, label, case, plugin, x_label), members in grouped.items():
             if len(cases_per_label[(suite, metric, panel, label)]) > 1:
                 label = f"{label} ({case})"  # same plugin and params in several cases: tell them apart
-            lines = plans[(suite, metric)].panels[panel].lines.setdefault(run_label, [])
-            lines.append(aggregate(label, members, plugin))
+            lines = plans[(suite, metric, x_label)].panels[panel].lines.setdefault(run_label, [])
+            n = members[0][4] if len(members) == 1 else None  # over seeds: the t band, not Wilson
+            lines.append(aggregate(label, [m[:4] for m in members], plugin, n))
     return list(plans.values())
 
 
@@ -217,7 +338,8 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
                 skip: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()) -> list[FigurePlan]:
     """Plans for scalar metrics that vary over a parameter within a line (the first run decides
     which parameter); ``skip`` holds (suite, metric) pairs already drawn from curves."""
-    first = [r for r in runs[0][1] if r.value is not None] if runs else []
+    first = [r for r in runs[0][1] if r.value is not None and r.unit not in COUNT_UNITS] if runs else []
+    recorded_curves = {(r.suite, r.metric) for r in runs[0][1] if r.series is not None} if runs else set()
     by_metric: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for record in first:
         by_metric[(record.suite, record.metric)].append(record)
@@ -227,38 +349,70 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
         if sweep is None or (suite, metric) in skip:
             continue
         param, numeric = sweep
+        if (suite, f"{metric}_vs_{param}") in recorded_curves:
+            continue  # the suite records this sweep as a curve already: one figure, not two
         plan = FigurePlan(suite, metric, "line" if numeric else "bars", param, metric)
+        missing = None if numeric else MISSING_CATEGORY.get(param)
         if not numeric:
             plan.categories = sorted({str(r.params[param]) for r in records if param in r.params})
+            if missing and any(param not in r.params for r in records):
+                plan.categories.insert(0, missing)  # e.g. the in-distribution value before the OOD sets
         for run_label, run_records in runs:
+            counts = count_index(run_records)
             points: dict[tuple[str, str, str], dict[str, dict[object, float]]] = defaultdict(lambda: defaultdict(dict))
+            sizes: dict[tuple[str, str, str], dict[str, dict[object, float]]] = defaultdict(lambda: defaultdict(dict))
             for record in run_records:
                 if record.suite != suite or record.metric != metric or record.value is None:
                     continue
-                if param not in record.params or not math.isfinite(record.value):
+                if (param not in record.params and missing is None) or not math.isfinite(record.value):
                     continue
                 seed = str({k: record.params[k] for k in SEED_PARAMS if k in record.params})
-                x = record.params[param] if numeric else str(record.params[param])
+                x = record.params[param] if numeric else str(record.params.get(param, missing))
                 line_key = (_panel_title(record), _label(record, skip=(param,)), record.plugin)
                 points[line_key][seed][x] = record.value
-            for (panel, label, plugin), by_seed in points.items():
+                n = count_for(record, counts)
+                if n is not None:
+                    sizes[line_key][seed][x] = n
+            for line_key, by_seed in points.items():
+                panel, label, plugin = line_key
                 target = plan.panels.setdefault(panel, Panel(panel)).lines.setdefault(run_label, [])
+                one = len(by_seed) == 1  # a single seed: each point's n gives its Wilson band
+                known = next(iter(sizes[line_key].values()), {}) if one else {}
                 if numeric:
                     curves: list[Curve] = []
                     for xy in by_seed.values():
                         xs = sorted(xy)
                         curves.append((np.array(xs, dtype=float), np.array([xy[x] for x in xs]), None, None))
-                    target.append(aggregate(label, curves, plugin))
+                    xs = sorted(next(iter(by_seed.values())))
+                    n = np.array([known[x] for x in xs], dtype=float) if one and all(x in known for x in xs) else None
+                    target.append(aggregate(label, curves, plugin, n))
                 else:
                     values = np.array([[xy.get(c, np.nan) for c in plan.categories] for xy in by_seed.values()])
+                    n = (np.array([known.get(c, np.nan) for c in plan.categories], dtype=float)
+                         if one and known else None)
                     with np.errstate(all="ignore"):
-                        target.append(Line(label, np.arange(len(plan.categories)), np.nanmean(values, axis=0),
-                                           plugin=plugin))
+                        line = Line(label, np.arange(len(plan.categories)), np.nanmean(values, axis=0),
+                                    plugin=plugin, n=n)
+                    target.append(_bar_wilson(line))
         first_lines = [line for panel in plan.panels.values() for line in panel.lines.get(runs[0][0], [])]
         if numeric and not any(len(line.x) >= 2 for line in first_lines):
             continue  # the parameter differs between cases, not along any line: nothing to draw against it
+        if numeric and all(np.ptp(line.y) == 0 for line in first_lines if len(line.y)):
+            continue  # flat along the sweep (clean accuracy vs eps): the leaderboard says it in one number
         plans.append(plan)
     return plans
+
+
+def _bar_wilson(line: Line) -> Line:
+    """Wilson intervals for the bars whose n is known (NaN elsewhere)."""
+    if line.n is None:
+        return line
+    lower, upper = np.full(len(line.y), np.nan), np.full(len(line.y), np.nan)
+    for i, (p, n) in enumerate(zip(line.y, line.n)):
+        if math.isfinite(n) and n > 0 and math.isfinite(p) and 0.0 <= p <= 1.0:
+            lower[i], upper[i] = wilson_interval(p * n, n, 0.05)
+    known = line.n[np.isfinite(line.n)]
+    return replace(line, lower=lower, upper=upper, wilson=True, n=known if len(known) else None)
 
 
 def split_crowded(plan: FigurePlan) -> FigurePlan:
@@ -333,13 +487,18 @@ def _draw_panel(ax, plan: FigurePlan, panel: Panel, run_labels: Sequence[str], c
         style = "-" if run_index == 0 else "--"
         for line in panel.lines.get(run_label, []):
             color = colors[line.label]
-            label = line.label + (f" (n={line.members}, 95% CI)" if line.members > 1 else "")
+            n_text = f"n={int(np.nansum(line.n))}" if plan.kind == "reliability" and line.n is not None \
+                else line.n_text()  # a diagram's n: every binned example
+            label = line.label + (f" ({line.members} seeds, 95% CI)" if line.members > 1 else
+                                  f" ({n_text})" if n_text else "")
             if run_index > 0 and plan.kind != "bars":
                 label = "_nolegend_"  # the colour says which line; one legend entry says dashed = baseline
             if plan.kind == "bars":
                 label += f" [{run_label}]" if overlay else ""
-                ax.bar(line.x + bar_index * width - 0.4 + width / 2, line.y, width, color=color, label=label,
+                xs = line.x + bar_index * width - 0.4 + width / 2
+                ax.bar(xs, line.y, width, color=color, label=label,
                        alpha=1.0 if run_index == 0 else 0.45, hatch=None if run_index == 0 else "//")
+                _error_bars(ax, xs, line)
                 bar_index += 1
                 continue
             if plan.kind == "histogram":
@@ -348,11 +507,17 @@ def _draw_panel(ax, plan: FigurePlan, panel: Panel, run_labels: Sequence[str], c
             else:
                 marker = "o" if plan.kind == "reliability" or len(line.x) <= 12 else None
                 ax.plot(line.x, line.y, color=color, linestyle=style, marker=marker, markersize=3.5, label=label)
+            if plan.kind == "reliability":
+                if run_index == 0:
+                    _error_bars(ax, line.x, line, color)  # per bin: Wilson interval of its accuracy
+                continue
             if line.lower is not None and line.upper is not None:
                 ax.fill_between(line.x, line.lower, line.upper, color=color, alpha=0.2 if run_index == 0 else 0.1,
                                 linewidth=0)
     if overlay and plan.kind != "bars":
         ax.plot([], [], color="#555555", linestyle="--", label=f"dashed: {run_labels[1]}")
+    if plan.kind == "reliability":
+        _bin_counts(ax, panel.lines.get(run_labels[0], []), colors)
     if plan.kind == "line":
         _log_scales(ax, [line for lines in panel.lines.values() for line in lines])
     if plan.kind == "bars":
@@ -366,6 +531,39 @@ def _draw_panel(ax, plan: FigurePlan, panel: Panel, run_labels: Sequence[str], c
     if handles:
         ax.legend(fontsize=7 if len(handles) <= CROWDED_LINES else 6, ncol=1 if len(handles) <= CROWDED_LINES else 2,
                   loc="best")
+
+
+def _error_bars(ax, xs: np.ndarray, line: Line, color: str = "#333333") -> None:
+    """Error bars from a line's band where it is known (bars, reliability bins)."""
+    if line.lower is None or line.upper is None:
+        return
+    known = np.isfinite(line.lower) & np.isfinite(line.upper) & np.isfinite(line.y)
+    if known.any():
+        low = np.clip(line.y[known] - line.lower[known], 0, None)
+        high = np.clip(line.upper[known] - line.y[known], 0, None)
+        ax.errorbar(np.asarray(xs)[known], line.y[known], yerr=[low, high], fmt="none", ecolor=color,
+                    elinewidth=0.9, capsize=2, alpha=0.6)
+
+
+def _bin_counts(ax, lines: Sequence[Line], colors: dict[str, str]) -> None:
+    """Each reliability bin's examples as a histogram along the bottom (the fullest bin a fifth
+    of the height), with the fullest bin's count written beside it."""
+    counted = [line for line in lines if line.n is not None and len(line.n) == len(line.x)]
+    if not counted:
+        return
+    top = max(float(np.nanmax(line.n)) for line in counted)
+    width = 0.9 / (15 * len(counted))  # thin bars side by side, about one bin wide together
+    for i, line in enumerate(counted):
+        offset = (i - (len(counted) - 1) / 2) * width
+        heights = HISTOGRAM_HEIGHT * line.n / top
+        ax.bar(line.x + offset, heights, width, color=colors[line.label], alpha=0.35, linewidth=0)
+        if len(counted) == 1:
+            for x, h, n in zip(line.x, heights, line.n):
+                ax.annotate(f"{int(n)}", (x, h), textcoords="offset points", xytext=(0, 1), ha="center",
+                            fontsize=6, color="#444444")
+    ax.text(0.02, HISTOGRAM_HEIGHT + 0.01, f"bars: examples per bin\n(max {int(top)})", ha="left", va="bottom",
+            fontsize=6.5, color="#444444", transform=ax.transData)
+    ax.set_ylim(0, 1)
 
 
 def _log_scales(ax, lines: Sequence[Line]) -> None:
@@ -392,8 +590,14 @@ def _caption(plan: FigurePlan, run_labels: Sequence[str]) -> str:
         text = f"{plan.metric} per {plan.x_label}"
     else:
         text = f"{plan.metric}" + (f" against {plan.x_label}" if plan.x_label else "")
-    if any(line.members > 1 for panel in plan.panels.values() for lines in panel.lines.values() for line in lines):
+    lines = [line for panel in plan.panels.values() for run_lines in panel.lines.values() for line in run_lines]
+    if any(line.members > 1 for line in lines):
         text += "; bands: 95% confidence interval over seeds"
+    if any(line.wilson for line in lines):
+        text += ("; error bars" if plan.kind in ("bars", "reliability") else "; bands") + \
+            ": 95% Wilson interval of each proportion, n in the legend"
+    if plan.kind == "reliability" and any(line.n is not None for line in lines):
+        text += "; bars at the bottom: examples per bin"
     if len(run_labels) > 1:
         text += f"; {run_labels[0]} solid, {run_labels[1]} dashed"
     return text
@@ -410,6 +614,8 @@ def render_figures(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[Rendere
         if not any(panel.lines for panel in plan.panels.values()):
             continue
         fig = draw(plan, labels)
-        rendered.append(RenderedFigure(plan.suite, f"{plan.suite}: {plan.metric}", _caption(plan, labels),
-                                       to_data_url(fig)))
+        title = f"{plan.suite}: {plan.metric}"
+        if sum((p.suite, p.metric) == (plan.suite, plan.metric) for p in plans) > 1:
+            title += f" ({plan.x_label})"  # e.g. one figure per norm: eps (linf), eps (l2)
+        rendered.append(RenderedFigure(plan.suite, title, _caption(plan, labels), to_data_url(fig)))
     return rendered

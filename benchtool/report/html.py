@@ -15,12 +15,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from benchtool import __version__
+from benchtool.claims.core import VERDICT_NODEID_PREFIX, Verdict, is_verdict, verdicts_from_records
 from benchtool.report.figures import RenderedFigure, render_figures
 from benchtool.results import CaseResult, Record
 from benchtool.store.compare import MetricKey, MetricPolicy, Policies, judge, scalar_values
 from benchtool.store.db import run_facts
 from benchtool.store.load import ResultSet
-from benchtool.tables import nodeid_label
+from benchtool.tables import claims_rows, nodeid_label
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d232a;
@@ -47,6 +48,10 @@ figure img { display: block; max-width: 100%; height: auto; }
 figcaption { display: table-caption; caption-side: bottom; font-size: 12px; color: #444; background: #fff;
              border: 1px solid #d8dde3; border-top: 0; padding: 0 8px 6px; }
 .note { color: #555; }
+.claims td { max-width: 60em; }
+.verdict-reproduced { color: #137333; font-weight: 700; } .verdict-not-reproduced { color: #c5221f; font-weight: 700; }
+.verdict-inconclusive { color: #8a6d00; font-weight: 700; }
+.toc ul { margin: 4px 0; padding-left: 20px; } .toc li { margin: 2px 0; } .toc li a { margin: 0 4px; }
 footer { color: #777; font-size: 12px; padding: 24px; }
 """
 
@@ -127,9 +132,14 @@ def _delta(before: float, after: float, policy: MetricPolicy) -> str:
     return f'<span class="delta {css}" title="{_e(title)}">({after - before:+.3g})</span>'
 
 
+def _figure_anchor(title: str) -> str:
+    return "fig-" + "".join(c if c.isalnum() else "-" for c in title)
+
+
 def _figures_html(figures: Sequence[RenderedFigure]) -> str:
     items = [
-        f'<figure><img src="{f.data_url}" alt="{_e(f.title)}"><figcaption>{_e(f.caption)}</figcaption></figure>'
+        f'<figure id="{_figure_anchor(f.title)}"><img src="{f.data_url}" alt="{_e(f.title)}">'
+        f'<figcaption>{_e(f.caption)}</figcaption></figure>'
         for f in figures
     ]
     return f'<div class="figures">{"".join(items)}</div>'
@@ -139,15 +149,51 @@ def _anchor(suite: str) -> str:
     return "suite-" + "".join(c if c.isalnum() else "-" for c in suite)
 
 
+def _claims_html(verdicts: Sequence[Verdict], figure_titles: set[str]) -> str:
+    """The Claims table: each row's claim links to the figure that shows its evidence."""
+    if not verdicts:
+        return ""
+    body = []
+    for verdict, (claim, subject, word, line) in zip(verdicts, claims_rows(verdicts)):
+        title = f"{verdict.suite}: {verdict.figure}"
+        target = _figure_anchor(title) if title in figure_titles else _anchor(verdict.suite)
+        tip = f"{verdict.test}; alpha {verdict.alpha:g}" if verdict.test else ""
+        css = "verdict-" + word.replace(" ", "-")
+        body.append(f'<tr><td><a href="#{target}" title="{_e(tip)}">{_e(claim)}</a></td><td>{_e(subject)}</td>'
+                    f'<td class="{css}">{_e(word)}</td><td>{_e(line)}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("claim", "dataset", "verdict", "evidence"))
+    counts = ", ".join(f"{sum(v.verdict == w for v in verdicts)} {w}" for w in ("reproduced", "not reproduced",
+                                                                            "inconclusive"))
+    return (f'<section id="claims"><h2>Claims</h2><p class="note">{_e(counts)}. Each claim links to the figure '
+            f'of its evidence; hover for its statistical test.</p><table class="claims"><thead><tr>{head}</tr>'
+            f'</thead><tbody>{"".join(body)}</tbody></table></section>')
+
+
+def _toc_html(suites: Sequence[str], figures: Sequence[RenderedFigure], leaderboards: set[str]) -> str:
+    items = []
+    for suite in suites:
+        links = [f'<a href="#{_anchor(suite)}">{_e(suite)}</a>']
+        count = sum(f.suite == suite for f in figures)
+        if count:
+            links.append(f'<a href="#{_anchor(suite)}-figures">figures ({count})</a>')
+        if suite in leaderboards:
+            links.append(f'<a href="#{_anchor(suite)}-leaderboard">leaderboard</a>')
+        items.append("<li>" + " · ".join(links) + "</li>")
+    return f'<nav class="toc"><h2>Contents</h2><ul>{"".join(items)}</ul></nav>' if items else ""
+
+
 def render_report(results: ResultSet, baseline: ResultSet | None = None,
                   policies: Policies | None = None) -> str:
     """The report of ``results`` (optionally against ``baseline``) as one HTML document."""
     policies = policies or Policies()
-    runs = [(results.label, results.records)] + ([(baseline.label, baseline.records)] if baseline else [])
+    verdicts = verdicts_from_records(results.records)
+    records = [r for r in results.records if not is_verdict(r)]  # verdicts have their own table
+    base_records = [r for r in baseline.records if not is_verdict(r)] if baseline else []
+    runs = [(results.label, records)] + ([(baseline.label, base_records)] if baseline else [])
     figures = render_figures(runs)
-    values = scalar_values(results.records)
-    base_values = scalar_values(baseline.records) if baseline else {}
-    outcomes = _outcomes(results.cases)
+    values = scalar_values(records)
+    base_values = scalar_values(base_records) if baseline else {}
+    outcomes = _outcomes([c for c in results.cases if not c.nodeid.startswith(VERDICT_NODEID_PREFIX)])
     suites = sorted({k[0] for k in values} | {f.suite for f in figures} | {s for s, _ in outcomes})
     title = f"benchtool report: {results.label}" + (f" vs {baseline.label}" if baseline else "")
     parts = [
@@ -159,16 +205,20 @@ def render_report(results: ResultSet, baseline: ResultSet | None = None,
     if baseline:
         parts.append(f'<p class="note">Compared with baseline <b>{_e(baseline.label)}</b>: changes in brackets, '
                      'green better, red worse beyond tolerance; the baseline is dashed in the figures.</p>')
-    parts.append("<nav>" + "".join(f'<a href="#{_anchor(s)}">{_e(s)}</a>' for s in suites) + "</nav></header><main>")
+    with_leaderboard = {k[0] for k in values}
+    parts.append("</header><main>" + _claims_html(verdicts, {f.title for f in figures})
+                 + _toc_html(suites, figures, with_leaderboard))
     for suite in suites:
         suite_figures = [f for f in figures if f.suite == suite]
         parts.append(f'<section id="{_anchor(suite)}"><h2>{_e(suite)}</h2>')
-        if suite_figures:
-            parts.append(f"<h3>Figures ({len(suite_figures)})</h3>" + _figures_html(suite_figures))
-        if any(k[0] == suite for k in values):
+        if suite in with_leaderboard:
             table, rows = _leaderboard(suite, values, base_values, outcomes, policies)
             opened = " open" if rows <= LONG_TABLE_ROWS else ""
-            parts.append(f"<details{opened}><summary><h3>Leaderboard ({rows} rows)</h3></summary>{table}</details>")
+            parts.append(f'<details id="{_anchor(suite)}-leaderboard"{opened}><summary><h3>Leaderboard ({rows} rows)'
+                         f"</h3></summary>{table}</details>")
+        if suite_figures:
+            parts.append(f'<h3 id="{_anchor(suite)}-figures">Figures ({len(suite_figures)})</h3>'
+                         + _figures_html(suite_figures))
         failed = [c for c in results.cases if c.suite == suite and c.outcome == "failed"]
         if failed:
             items = "".join(f"<li><code>{_e(c.nodeid)}</code>: {_e(c.message)}</li>" for c in failed)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchtool.cli import command, forwarded_options
 from benchtool.errors import UsageError
-from benchtool.results import write_json
+from benchtool.results import check_writable, write_json, write_text_atomically
 from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
 from benchtool.store.db import (
-    ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
+    STORE_HELP, ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
 )
 from benchtool.store.load import load_result_set
 from benchtool.tables import format_table, leaderboards
@@ -24,12 +26,24 @@ RESUME_REPLACED = ("--bt-resume", "--bt-store")
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="PATH",
-                        help="results database (default: $BENCHTOOL_STORE or .benchtool/results.db)")
+    parser.add_argument("--store", metavar="PATH", help=STORE_HELP)
 
 
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+@contextmanager
+def reader_output() -> Iterator[None]:
+    """Printing to a pipe the reader closed early (``benchtool runs | head``) ends the output
+    quietly: what it wanted was shown, the rest goes nowhere, no BrokenPipeError traceback."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # the interpreter flushes stdout again at exit
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # --- runs ----------------------------------------------------------------------------------
@@ -45,14 +59,16 @@ def _configure_runs(parser: argparse.ArgumentParser) -> None:
 def runs(args: argparse.Namespace, extra: list[str]) -> int:
     if args.limit < 0:
         raise UsageError(f"invalid --limit {args.limit}; expected 0 (all) or a positive number")
-    with ResultStore(resolve_store_path(args.store), create=False) as store:
+    with ResultStore(resolve_store_path(args.store), readonly=True) as store:
         stored = store.runs(args.limit or None)
-        headers = ["run", "started", "took", "state", "cases", "records", "budget", "device", "commit", "command"]
-        rows = [
-            [r.id, format_time(r.started), duration_text(r), r.state, cases_summary(r), r.records, r.budget,
-             r.device_name or r.device, commit_text(r), _shorten(r.command, COMMAND_WIDTH)]
-            for r in stored
-        ]
+    headers = ["run", "started", "took", "state", "cases", "records", "budget", "device", "commit", "command"]
+    rows = [
+        [r.id, format_time(r.started), duration_text(r), r.state, cases_summary(r), r.records, r.budget,
+         r.device_name or r.device, commit_text(r), _shorten(r.command, COMMAND_WIDTH)]
+        for r in stored
+    ]
+    with reader_output():
+        print(f"store: {store.path}")
         for line in format_table(headers, rows):
             print(line)
         if not stored:
@@ -71,23 +87,27 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
 
 @command("show", "print a stored run: its metadata and a leaderboard per suite")(_configure_show)
 def show(args: argparse.Namespace, extra: list[str]) -> int:
-    with ResultStore(resolve_store_path(args.store), create=False) as store:
+    if args.json:
+        check_writable(args.json, "--json")
+    with ResultStore(resolve_store_path(args.store), readonly=True) as store:
         run = store.run(store.resolve(args.run))
         cases = store.cases(run.id)
-    for name, value in run_facts(run):
-        print(f"{name + ':':10}{value}")
-    for title, lines in leaderboards(cases):
-        print(f"\n== {title} ==")
-        for line in lines:
-            print(line)
-    failed = [c for c in cases if c.outcome == "failed"]
-    if failed:
-        print("\n== failed cases ==")
-        for case in failed:
-            print(f"{case.nodeid}: {case.message}")
     if args.json:
         write_json(args.json, [r for case in cases for r in case.records])
-        print(f"\nrecords written to {args.json}")
+    with reader_output():
+        for name, value in [*run_facts(run), ("store", str(store.path))]:
+            print(f"{name + ':':10}{value}")
+        for title, lines in leaderboards(cases):
+            print(f"\n== {title} ==")
+            for line in lines:
+                print(line)
+        failed = [c for c in cases if c.outcome == "failed"]
+        if failed:
+            print("\n== failed cases ==")
+            for case in failed:
+                print(f"{case.nodeid}: {case.message}")
+        if args.json:
+            print(f"\nrecords written to {args.json}")
     return 0
 
 
@@ -111,19 +131,24 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
     _configure_compare)
 def compare_runs(args: argparse.Namespace, extra: list[str]) -> int:
     policies = Policies.from_args(args.tol, args.direction)
+    if args.json:
+        check_writable(args.json, "--json", "comparison.json")
     baseline = load_result_set(args.baseline, args.store)
     candidate = load_result_set(args.candidate, args.store)
     comparison = compare(baseline, candidate, policies)
-    print(f"baseline {baseline.label} vs candidate {candidate.label}")
-    rows = comparison_rows(comparison, args.all)
-    if rows:
-        for line in format_table(COMPARISON_HEADERS, rows):
-            print(line)
-    print(summary_line(comparison))
-    for change in comparison.regressions:
-        print(change.describe())
     if args.json:
-        Path(args.json).write_text(to_json(comparison))
+        write_text_atomically(args.json, to_json(comparison))
+    stores = sorted({s.store for s in (baseline, candidate) if s.store})
+    with reader_output():
+        print(f"baseline {baseline.label} vs candidate {candidate.label}"
+              + "".join(f" (store {path})" for path in stores))
+        rows = comparison_rows(comparison, args.all)
+        if rows:
+            for line in format_table(COMPARISON_HEADERS, rows):
+                print(line)
+        print(summary_line(comparison))
+        for change in comparison.regressions:
+            print(change.describe())
     return EXIT_REGRESSED if comparison.regressions else 0
 
 
@@ -139,7 +164,7 @@ def resume_pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
         what = ", ".join((["suites"] if args.suites else []) + given)
         raise UsageError(f"--resume {args.resume} re-runs that run's own command line; do not give {what} with it")
     store_path = resolve_store_path(args.store)
-    with ResultStore(store_path, create=False) as store:
+    with ResultStore(store_path, readonly=True) as store:
         run = store.run(store.resolve(args.resume))
     if not run.pytest_args:
         raise UsageError(f"run {run.id} stored no command line to resume")
@@ -147,7 +172,8 @@ def resume_pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     argv += ["--bt-store", str(store_path), "--bt-resume", run.id, *forwarded_options(args)]
     if run.cwd and Path(run.cwd).is_dir():
         os.chdir(run.cwd)
-    print(f"benchtool: resuming run {run.id} in {run.cwd}: pytest {' '.join(argv)}", file=sys.stderr)
+    print(f"benchtool: resuming run {run.id} of {store_path} in {run.cwd}: pytest {' '.join(argv)}",
+          file=sys.stderr)
     return argv + extra
 
 

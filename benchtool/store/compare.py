@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from benchtool.claims import CLAIM_METRIC, compare_verdicts, is_verdict
+from benchtool.claims.core import VERDICT_NODEID_PREFIX, VERDICT_VALUE
 from benchtool.errors import UsageError
 from benchtool.results import Record
 from benchtool.store.load import ResultSet
@@ -201,6 +203,8 @@ class Change:
         where = " ".join(x for x in (self.suite, self.case, self.params) if x)
         if self.status == "FAILED":
             return f"FAILED {where}: the case passed in the baseline and fails now: {self.note}"
+        if self.metric == CLAIM_METRIC:
+            return f"{self.status} {where}: the verdict changed: {self.note}"
         better = f"{self.policy.direction} is better" + (f" for {self.kind}" if self.kind else "")
         return (f"{self.status} {where} {self.metric}: {_fmt(self.baseline)} -> {_fmt(self.candidate)} "
                 f"({_signed(self.delta)}; {better}, tolerance {self.policy.tolerance})")
@@ -241,7 +245,8 @@ class Comparison:
 
 def compare(baseline: ResultSet, candidate: ResultSet, policies: Policies) -> Comparison:
     """Match the two runs' scalar metrics (and case outcomes) and judge every change."""
-    base_values, cand_values = scalar_values(baseline.records), scalar_values(candidate.records)
+    base_values = scalar_values(r for r in baseline.records if not is_verdict(r))
+    cand_values = scalar_values(r for r in candidate.records if not is_verdict(r))
     changes: list[Change] = []
     for key in sorted(base_values.keys() | cand_values.keys()):
         base, cand = base_values.get(key), cand_values.get(key)
@@ -253,6 +258,7 @@ def compare(baseline: ResultSet, candidate: ResultSet, policies: Policies) -> Co
             status = judge(base[0], cand[0], policy)
         changes.append(Change(*key, record.kind, base and base[0], cand and cand[0], policy, status))
     changes += _failed_cases(baseline, candidate)
+    changes += _changed_verdicts(baseline, candidate)
     base_cases, cand_cases = _case_labels(baseline), _case_labels(candidate)
     if not (base_cases & cand_cases):
         raise UsageError(
@@ -264,10 +270,23 @@ def compare(baseline: ResultSet, candidate: ResultSet, policies: Policies) -> Co
 
 
 def _case_labels(results: ResultSet) -> set[str]:
-    labels = {f"{r.suite}::{case_label(r.case)}" for r in results.records}
+    """The suite cases of a run (claims' verdicts are not cases)."""
+    labels = {f"{r.suite}::{case_label(r.case)}" for r in results.records if not is_verdict(r)}
     for case in results.cases:
-        labels.add(f"{case.suite}::{nodeid_label(case.nodeid)}")
+        if not case.nodeid.startswith(VERDICT_NODEID_PREFIX):
+            labels.add(f"{case.suite}::{nodeid_label(case.nodeid)}")
     return labels
+
+
+def _changed_verdicts(baseline: ResultSet, candidate: ResultSet) -> list[Change]:
+    """A claim decided in both runs whose verdict differs is a regression, whatever the
+    metric tolerances say: the finding the suite exists to test no longer reads the same."""
+    return [
+        Change(c.after.suite, f"claim[{c.after.claim}]", c.after.subject, CLAIM_METRIC, "claims",
+               VERDICT_VALUE[c.before.verdict], VERDICT_VALUE[c.after.verdict], NOT_GATED, "REGRESSED",
+               f"{c.before.verdict} -> {c.after.verdict}")
+        for c in compare_verdicts(baseline.records, candidate.records)
+    ]
 
 
 def _failed_cases(baseline: ResultSet, candidate: ResultSet) -> list[Change]:
@@ -302,9 +321,17 @@ def comparison_rows(comparison: Comparison, show_all: bool = False) -> list[list
     return [
         [c.suite, c.case, c.params, c.metric, _fmt(c.baseline), _fmt(c.candidate), _signed(c.delta),
          c.policy.direction, str(c.policy.tolerance), c.status]
-        if c.status != "FAILED" else [c.suite, c.case, "", c.metric, "passed", "failed", "", "", "", c.status]
+        if c.status != "FAILED" and c.metric != CLAIM_METRIC
+        else [c.suite, c.case, c.params, c.metric, *_outcome_words(c), "", "", "", c.status]
         for c in shown
     ]
+
+
+def _outcome_words(change: Change) -> list[str]:
+    """Baseline and candidate of a change that is not a number: a case outcome, a verdict."""
+    if change.metric == CLAIM_METRIC:
+        return change.note.split(" -> ", 1)
+    return ["passed", "failed"]
 
 
 COMPARISON_HEADERS = ["suite", "case", "params", "metric", "baseline", "candidate", "change", "better",

@@ -5,6 +5,12 @@ processes (parallel CI jobs, two terminals) can write one store at once without 
 row. Every case is written in its own transaction: a run that is interrupted (Ctrl-C,
 SIGTERM, a crash) keeps every case it finished. The schema carries a version
 (``PRAGMA user_version``) and is upgraded by the ordered ``MIGRATIONS``.
+
+A run checks its store before any work (:func:`check_store_for_run`) but creates it only when
+its first case finishes; ``runs``, ``show``, ``compare`` and ``report`` open it read-only
+(``readonly=True``), so a store on a read-only disk can still be read. A SQLite error while
+reading or writing becomes one :class:`~benchtool.errors.UsageError` line naming the store
+(and, for a damaged file, how to salvage it), never a raw ``sqlite3`` traceback.
 """
 
 from __future__ import annotations
@@ -19,14 +25,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
+from benchtool.data.provenance import provenance_facts
 from benchtool.errors import UsageError
-from benchtool.results import CaseResult, Record
+from benchtool.results import CaseResult, Record, check_creatable
+
+STORE_HELP = ("results database (default: $BENCHTOOL_STORE, else the project's .benchtool/results.db, "
+              "looked for from here up to the project root)")
 
 STORE_ENV = "BENCHTOOL_STORE"
 DEFAULT_STORE = Path(".benchtool") / "results.db"
+# a folder holding one of these is a project root: the default store is looked for up to it
+PROJECT_MARKERS = (".git", ".hg", "pyproject.toml")
 BUSY_TIMEOUT_S = 30.0
 WRITE_ATTEMPTS = 8
 PYTEST_INTERRUPTED = 2  # pytest.ExitCode.INTERRUPTED (Ctrl-C)
@@ -95,9 +109,23 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def resolve_store_path(option: str | os.PathLike[str] | None = None) -> Path:
-    """``--bt-store``/``--store`` if given, else ``$BENCHTOOL_STORE``, else ``.benchtool/results.db``."""
-    value = option or os.environ.get(STORE_ENV) or DEFAULT_STORE
-    return Path(value).expanduser().absolute()
+    """``--bt-store``/``--store`` if given, else ``$BENCHTOOL_STORE``, else the project's store
+    (:func:`project_store`)."""
+    value = option or os.environ.get(STORE_ENV)
+    return Path(value).expanduser().absolute() if value else project_store()
+
+
+def project_store(start: str | os.PathLike[str] | None = None) -> Path:
+    """The project's ``.benchtool/results.db``, found like git finds ``.git``: the nearest one
+    in ``start`` (default: the working directory) or a folder above it, looking no higher than
+    the project root (the nearest folder with ``.git``, ``.hg`` or ``pyproject.toml``). With
+    none, the project root's (a new store goes there), else ``start``'s own."""
+    here = Path(Path.cwd() if start is None else start).expanduser().absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_STORE
+        if candidate.exists() or any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return candidate
+    return here / DEFAULT_STORE
 
 
 def new_run_id(started: float | None = None) -> str:
@@ -189,6 +217,7 @@ def run_facts(run: RunInfo) -> list[tuple[str, str]]:
     ]
     if run.git_commit:
         facts.append(("commit", run.git_commit + (" (with uncommitted changes)" if run.git_dirty else "")))
+    facts += provenance_facts(run.metadata or {})
     facts.append(("cases", f"{cases_summary(run)}; {run.records} record(s)"))
     return facts
 
@@ -203,27 +232,99 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def store_error(path: Path, exc: sqlite3.Error) -> UsageError:
+    """One line for a SQLite error on the store at ``path``, saying what to do about it."""
+    text = str(exc)
+    lowered = text.lower()
+    if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        return UsageError(
+            f"results store {path} is damaged ({text}); salvage what is readable with "
+            f"`sqlite3 {path} .recover | sqlite3 recovered.db` and pass --store recovered.db, "
+            "or move the file away to start a new store"
+        )
+    if "readonly" in lowered or "read-only" in lowered:
+        return UsageError(f"results store {path} is read-only ({text}); {WRITABLE_HINT}")
+    return UsageError(f"results store {path}: {text}")
+
+
+WRITABLE_HINT = "name a writable one with --store PATH (or BENCHTOOL_STORE), or run without one: -p no:store"
+
+
+def _reads(method: Callable[..., T]) -> Callable[..., T]:
+    """A read of the store: a SQLite error becomes one :func:`store_error` line."""
+
+    @wraps(method)
+    def read(self: ResultStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+
+    return read
+
+
+def check_store_for_run(path: Path) -> None:
+    """Check, before a run does any work, that its cases can be stored at ``path``: an existing
+    store must be a readable, writable, undamaged benchtool store of a schema this version
+    knows; a new one must be creatable. Creates nothing (the store is made when the first
+    case finishes, so a session that records nothing leaves no file behind)."""
+    if path.is_dir():
+        raise UsageError(f"results store {path} is a directory; expected a database file such as {path / 'results.db'}")
+    if not path.exists():
+        check_creatable(path, f"cannot create results store {path}")
+        return
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise UsageError(f"results store {path} is read-only (no permission to write it); {WRITABLE_HINT}")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"results store {path}: no permission to write in its folder {path.parent} "
+            f"(SQLite keeps its -wal and -shm files there); {WRITABLE_HINT}"
+        )
+    with ResultStore(path, create=False) as store:
+        store.check_integrity()
 
 
 class ResultStore:
     """A results database file; safe to open from several processes at once."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False) -> None:
+        """Open (``create``: or make) the store at ``path``. ``readonly`` opens it for reading
+        only: nothing is created, migrated or written, and a store on a read-only disk opens."""
         self.path = Path(path)
+        self.readonly = readonly
+        if self.path.is_dir():
+            raise UsageError(
+                f"results store {self.path} is a directory; expected a database file such as {self.path / 'results.db'}"
+            )
         if not self.path.exists():
-            if not create:
+            if not create or readonly:
                 raise UsageError(
                     f"no results store at {self.path}; run `benchtool run` first, or name one with --store PATH"
                 )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot create results store {self.path}: {exc.strerror or exc}") from None
+        if readonly:
+            self._conn = self._open_readonly()
+            return
         try:
             self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise UsageError(f"cannot open results store {self.path}: {exc}") from None
-        self._retry(self._setup)
+        try:
+            self._retry(self._setup)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise store_error(self.path, exc) from None
+        except BaseException:
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         self._conn.close()
@@ -235,6 +336,62 @@ class ResultStore:
         self.close()
 
     # --- connection, transactions, schema ---------------------------------------------
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        """A read-only connection. SQLite needs the ``-shm`` file of a WAL store, which it
+        cannot create in a folder we may not write in: there the file is read as it stands
+        (``immutable``), which is what a read-only disk holds anyway."""
+        uri = f"file:{quote(self.path.absolute().as_posix())}?mode=ro"
+        problem: sqlite3.Error | None = None
+        for suffix in ("", "&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + suffix, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            except sqlite3.Error as exc:
+                problem = exc
+                continue
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                problem = exc
+                if isinstance(exc, sqlite3.OperationalError) and not _is_busy(exc):
+                    continue  # e.g. no -shm and no right to create it: read the file as it is
+                break
+            self._check_version(version, conn)
+            return conn
+        assert problem is not None
+        if "not a database" in str(problem).lower():
+            raise UsageError(f"{self.path} is not a benchtool results store ({problem})")
+        raise store_error(self.path, problem)
+
+    def _check_version(self, version: int, conn: sqlite3.Connection) -> None:
+        """A read-only store must hold this version's schema: it cannot be migrated."""
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise UsageError(
+                f"{self.path} has schema version {version}, newer than this benchtool's {SCHEMA_VERSION}; "
+                "upgrade benchtool to read it"
+            )
+        if version == 0:
+            conn.close()
+            raise UsageError(f"{self.path} is not a benchtool results store (it has no benchtool tables)")
+        if version < SCHEMA_VERSION:
+            conn.close()
+            raise UsageError(
+                f"{self.path} has schema version {version}, older than this benchtool's {SCHEMA_VERSION}; "
+                "a run with write access to it upgrades it"
+            )
+
+    def check_integrity(self) -> None:
+        """Raise the one-line 'damaged' error when SQLite's quick check finds a broken page."""
+        try:
+            problems = [row[0] for row in self._conn.execute("PRAGMA quick_check(1)")]
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
+        if problems != ["ok"]:
+            first = " ".join(" ".join(problems).replace("*** in database main ***", "").split())
+            raise store_error(self.path, sqlite3.DatabaseError(f"database disk image is malformed: {first}"))
 
     def _setup(self) -> None:
         conn = self._conn
@@ -270,6 +427,7 @@ class ResultStore:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @property
+    @_reads
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -297,11 +455,17 @@ class ResultStore:
         raise AssertionError("unreachable")
 
     def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        if self.readonly:
+            raise UsageError(f"results store {self.path} was opened read-only")
+
         def attempt() -> T:
             with self._transaction() as conn:
                 return body(conn)
 
-        return self._retry(attempt)
+        try:
+            return self._retry(attempt)
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from None
 
     # --- writing -------------------------------------------------------------------------
 
@@ -359,10 +523,12 @@ class ResultStore:
 
     # --- reading -------------------------------------------------------------------------
 
+    @_reads
     def run_ids(self) -> list[str]:
         """Every run id, oldest first."""
         return [row[0] for row in self._conn.execute("SELECT id FROM runs ORDER BY started, id")]
 
+    @_reads
     def resolve(self, spec: str) -> str:
         """A run id from ``spec``: the id, a unique prefix of it, ``latest`` or ``latest~N``."""
         ids = self.run_ids()
@@ -381,11 +547,13 @@ class ResultStore:
             raise UsageError(f"unknown run {spec!r} in {self.path}; expected a run id (recent: {recent}) or latest")
         raise UsageError(f"run {spec!r} is ambiguous in {self.path}: matches {', '.join(matches)}")
 
+    @_reads
     def runs(self, limit: int | None = None) -> list[RunInfo]:
         """Runs, newest first."""
         query = "SELECT * FROM runs ORDER BY started DESC, id DESC"
         return self._run_infos(self._conn.execute(query + (f" LIMIT {int(limit)}" if limit else "")))
 
+    @_reads
     def run(self, run_id: str) -> RunInfo:
         infos = self._run_infos(self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)))
         if not infos:
@@ -425,6 +593,7 @@ class ResultStore:
             metadata=json.loads(data["metadata"]), outcomes=outcomes, records=records,
         )
 
+    @_reads
     def cases(self, run_id: str) -> list[CaseResult]:
         """Every stored case of a run with its records, in the order they finished."""
         cases: dict[int, CaseResult] = {}
@@ -439,10 +608,12 @@ class ResultStore:
             cases[case_id].records.append(Record.from_json(json.loads(data)))
         return list(cases.values())
 
+    @_reads
     def finished_nodeids(self, run_id: str) -> set[str]:
         """Node ids of the cases the run finished (passed, failed or skipped with records)."""
         return {row[0] for row in self._conn.execute("SELECT nodeid FROM cases WHERE run_id = ?", (run_id,))}
 
+    @_reads
     def count(self, table: str, run_id: str | None = None) -> int:
         """Rows in ``cases`` or ``records`` (of one run, or of all)."""
         if table not in ("runs", "cases", "records"):

@@ -19,6 +19,7 @@ class ResultSet:
     records: list[Record]
     run: RunInfo | None = None
     cases: list[CaseResult] = field(default_factory=list)
+    store: str = ""  # the results store it was read from ("" for a JSON file)
 
     def outcomes(self) -> dict[str, CaseResult]:
         """Cases by their rootdir-independent key."""
@@ -36,7 +37,8 @@ def load_result_set(spec: str, store_path: str | Path | None = None) -> ResultSe
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             raise UsageError(f"{spec}: not a benchtool results file ({exc})") from None
         return ResultSet(path.name, records)
-    with ResultStore(resolve_store_path(store_path), create=False) as store:
+    with ResultStore(resolve_store_path(store_path), readonly=True) as store:
         run_id = store.resolve(spec)
         cases = store.cases(run_id)
-        return ResultSet(run_id, [r for case in cases for r in case.records], store.run(run_id), cases)
+        return ResultSet(run_id, [r for case in cases for r in case.records], store.run(run_id), cases,
+                         str(store.path))

@@ -1,26 +1,33 @@
 """The results store as a benchtool plugin (entry point ``store``): every run goes to SQLite.
 
 Writes in the controlling process only: the bridge hands it every case of every
-pytest-xdist or executor worker through ``benchtool_case_finished``. The run's row is
-written when its first case finishes, so a ``pytest tests/`` session that records nothing
-leaves no empty run behind. Block it
-with ``-p no:store`` or ``BENCHTOOL_DISABLE_PLUGINS=store``.
+pytest-xdist or executor worker through ``benchtool_case_finished``. The store is checked
+when the run is configured (a directory, a read-only or damaged file is a usage error before
+any work), but the run's row is written when its first case finishes, so a ``pytest tests/``
+session that records nothing leaves no empty run (and no file) behind. Should the store fail
+in the middle of a run (a full disk), the run goes on: the cases are still reported, written
+to ``--bt-json``, and the summary says how many the store missed. Block it with
+``-p no:store`` or ``BENCHTOOL_DISABLE_PLUGINS=store``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import shlex
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchtool import hookimpl
+from benchtool.errors import UsageError
 from benchtool.results import CaseResult
-from benchtool.store.db import PYTEST_INTERRUPTED, ResultStore, new_run_id, resolve_store_path
+from benchtool.store.db import PYTEST_INTERRUPTED, ResultStore, check_store_for_run, new_run_id, resolve_store_path
 
 
 @dataclass
@@ -35,22 +42,28 @@ class StoreSession:
     store: ResultStore | None = None
     cases: int = 0
     exitstatus: int | None = None
+    failure: str = ""  # why the store stopped taking cases in the middle of the run
+    missed: int = 0  # cases it could not store after that
 
     def open(self, config: Any) -> ResultStore:
         """Open the store and write the run's row, once, when the first thing is stored."""
         if self.store is None:
             store = ResultStore(self.path)
-            if self.resume:
-                store.resume_run(self.run_id)
-            else:
-                invocation = config.options.get("invocation", {})
-                store.begin_run(
-                    self.run_id, self.started, self.host.run_metadata(config),
-                    command=command_line(sys.argv),
-                    cwd=str(invocation.get("dir", Path.cwd())),
-                    pytest_args=list(invocation.get("args", [])),
-                    budget=config.budget, seed=config.seed,
-                )
+            try:
+                if self.resume:
+                    store.resume_run(self.run_id)
+                else:
+                    invocation = config.options.get("invocation", {})
+                    store.begin_run(
+                        self.run_id, self.started, self.host.run_metadata(config),
+                        command=command_line(sys.argv),
+                        cwd=str(invocation.get("dir", Path.cwd())),
+                        pytest_args=list(invocation.get("args", [])),
+                        budget=config.budget, seed=config.seed,
+                    )
+            except BaseException:
+                store.close()
+                raise
             self.store = store
         return self.store
 
@@ -69,6 +82,9 @@ _sessions: dict[int, StoreSession] = {}
 @hookimpl
 def benchtool_configure(config: Any, host: Any) -> None:
     path = resolve_store_path(config.options.get("store"))
+    if config.options.get("worker"):
+        return  # a worker's cases are stored by its controller
+    check_store_for_run(path)  # a bad store is a usage error now, not after the first case
     resume = config.options.get("resume")  # with --bt-resume, ResumeFilter has resolved it to the run's id
     _sessions[id(config)] = StoreSession(path, resume or new_run_id(), time.time(), host, bool(resume))
 
@@ -82,6 +98,29 @@ def benchtool_run_metadata(config: Any, metadata: dict[str, Any]) -> None:
     if commit:
         metadata["git_commit"] = commit
         metadata["git_dirty"] = bool(_git(cwd, "status", "--porcelain", "--untracked-files=no"))
+    source = editable_source()
+    if source is not None:  # the code that ran, wherever the run was started from
+        commit = _git(str(source), "rev-parse", "HEAD")
+        if commit:
+            metadata["benchtool_source"] = str(source)
+            metadata["benchtool_commit"] = commit
+            metadata["benchtool_dirty"] = bool(_git(str(source), "status", "--porcelain", "--untracked-files=no"))
+
+
+def editable_source() -> Path | None:
+    """The checkout benchtool is installed from in editable mode (``pip install -e``), from the
+    distribution's ``direct_url.json`` (PEP 610); None for a regular install."""
+    for dist in importlib.metadata.distributions(name="benchtool"):  # a stray egg-info in the cwd has none
+        try:
+            info = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        url = info.get("url", "")
+        if info.get("dir_info", {}).get("editable") and url.startswith("file://"):
+            path = Path(urllib.parse.unquote(urllib.parse.urlparse(url).path))
+            if path.is_dir():
+                return path
+    return None
 
 
 def _git(cwd: str, *args: str) -> str:
@@ -98,7 +137,15 @@ def benchtool_case_finished(config: Any, case: CaseResult) -> None:
     session = _sessions.get(id(config))
     if session is None:
         return
-    session.open(config).add_case(session.run_id, case)
+    if session.failure:
+        session.missed += 1
+        return
+    try:
+        session.open(config).add_case(session.run_id, case)
+    except (UsageError, OSError) as exc:  # the disk filled up, the file was removed, ...
+        session.failure = str(exc)
+        session.missed += 1
+        return
     session.cases += 1
 
 
@@ -107,21 +154,39 @@ def benchtool_session_finish(config: Any, cases: list[CaseResult], exitstatus: i
     session = _sessions.get(id(config))
     if session is None:
         return
-    if session.store is not None or session.resume:
-        store = session.open(config)
-        store.finish_run(session.run_id, exitstatus)
-        store.close()
-        session.exitstatus = exitstatus
+    try:
+        if session.store is not None:
+            session.store.finish_run(session.run_id, exitstatus)
+        elif session.resume and exitstatus == 0:  # nothing was left to run: the run is complete
+            with ResultStore(session.path, create=False) as store:
+                run = store.run(session.run_id)
+                if run.status != "finished":
+                    store.finish_run(run.id, 1 if run.outcomes.get("failed") else 0)
+            return  # the resume filter says so; no case was stored now
+        else:
+            return
+    except (UsageError, OSError) as exc:
+        session.failure = session.failure or str(exc)
+    finally:
+        if session.store is not None:
+            session.store.close()
+    session.exitstatus = exitstatus
 
 
 @hookimpl
 def benchtool_terminal_summary(config: Any) -> list[str]:
     session = _sessions.pop(id(config), None)
-    if session is None or session.exitstatus is None:
+    if session is None:
         return []
+    lines = []
+    if session.failure:
+        lines.append(f"benchtool: the results store failed, {session.missed} case(s) were not stored: "
+                     f"{session.failure}")
+    if session.exitstatus is None:
+        return lines
     run = session.run_id
-    lines = [f"benchtool: run {run}: {session.cases} case(s) stored in {session.path} "
-             f"(benchtool show {run}; benchtool report {run} -o report.html)"]
+    lines.append(f"benchtool: run {run}: {session.cases} case(s) stored in {session.path} "
+                 f"(benchtool show {run}; benchtool report {run} -o report.html)")
     if session.exitstatus == PYTEST_INTERRUPTED:
         lines.append(f"benchtool: the run was interrupted; run its missing cases with: benchtool run --resume {run}")
     return lines

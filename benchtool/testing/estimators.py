@@ -5,7 +5,8 @@ regression: a noisy sine), the estimator is fit through the harness's ``fit_chec
 a small seeded network with BatchNorm and dropout, then its samples are checked: shape
 ``(T, N, C)`` (or ``(T, N, D)`` mean/variance pairs), valid probabilities, no test data
 seen by ``fit`` and nothing learnt from what ``sample`` sees, same seed => same samples,
-and the caller's model left exactly as given.
+and the caller's model left exactly as given; an estimator with its own OOD score
+(``score_name``) has that score checked the same way.
 """
 
 from __future__ import annotations
@@ -125,8 +126,9 @@ _fits: dict[tuple[Any, Task], Fitted] = {}
 
 
 def _shared_fit(plugin: Any, task: Task) -> Fitted:
-    """One fit per (plugin, task) shared by the checks that only read it."""
-    key = (plugin, task)
+    """One fit per (plugin, task) shared by the checks that only read it; per torch thread
+    count too, since a fit's float sums (so its samples) depend on it."""
+    key = (plugin, task, torch.get_num_threads())
     if key not in _fits:
         if len(_fits) > 64:
             _fits.clear()
@@ -284,9 +286,42 @@ def check_model_left_as_given(plugin: Any) -> None:
         snapshot.verify(estimation.model, estimator.name)
 
 
+def check_own_score(plugin: Any) -> None:
+    """An estimator that overrides ``score`` names it in ``score_name`` (and vice versa);
+    its score, through the harness's ``own_score``, is ``(N,)`` and finite for any batch,
+    repeats for a repeated seed and for a second fit, and learns nothing from other inputs."""
+    cls = plugin if inspect.isclass(plugin) else type(plugin)
+    overrides = getattr(cls, "score", None) is not UncertaintyEstimator.score
+    name = getattr(cls, "score_name", None)
+    assert overrides == (name is not None), (
+        f"estimator {cls.name!r}: implements score() but sets no score_name" if overrides
+        else f"estimator {cls.name!r}: score_name {name!r} but score() is not implemented"
+    )
+    if name is None:
+        return
+    assert isinstance(name, str) and name.strip(), f"estimator {cls.name!r}: score_name must be a non-empty str"
+
+    def rule(fitted: Fitted, x: torch.Tensor, seed: int) -> None:
+        score = fitted.estimator.own_score(x, seed=seed)  # the harness checks shape, device, finiteness
+        assert score is not None, "own_score returned None for an estimator with a score_name"
+        assert torch.equal(score, fitted.estimator.own_score(x, seed=seed)), f"score differs for repeated seed {seed}"
+
+    for task in _supported(plugin):
+        fitted = _shared_fit(plugin, task)
+        _for_batches(fitted, rule)
+        x = fitted.test.x
+        before = fitted.estimator.own_score(x, seed=3)
+        fitted.estimator.own_score(torch.flip(x, dims=[0]) * 1.5, seed=4)
+        assert torch.equal(before, fitted.estimator.own_score(x, seed=3)), (
+            "the score for the test inputs changed after scoring other inputs: score must not adapt"
+        )
+        assert torch.equal(before, _fit(plugin, task).estimator.own_score(x, seed=3)), "two fits score differently"
+
+
 def checks(plugin: Any) -> list[Check]:
-    """Every conformance check for an uncertainty estimator."""
-    return [
+    """Every conformance check for an uncertainty estimator (``own-score`` only for one that
+    has, or half-declares, a score of its own)."""
+    found = [
         Check("declares-tasks", check_declares_tasks),
         Check("sample-shape", check_sample_shape),
         Check("probabilities-valid", check_probabilities_valid),
@@ -294,3 +329,11 @@ def checks(plugin: Any) -> list[Check]:
         Check("same-seed-same-samples", check_same_seed_same_samples),
         Check("model-left-as-given", check_model_left_as_given),
     ]
+    if _has_own_score(plugin):
+        found.append(Check("own-score", check_own_score))
+    return found
+
+
+def _has_own_score(plugin: Any) -> bool:
+    cls = plugin if inspect.isclass(plugin) else type(plugin)
+    return getattr(cls, "score_name", None) is not None or getattr(cls, "score", None) is not UncertaintyEstimator.score
