@@ -17,6 +17,7 @@ from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.errors import UsageError
 from benchtool_uncertainty._sampling import forward_in_batches
 from benchtool_uncertainty._training import build_for_training, train_with_loss
+from benchtool_uncertainty.laplace_last_layer import features_and_outputs
 
 # Jitter added to a class covariance's diagonal until its Cholesky factorisation succeeds
 # (the official DDU code's search, from 0 up): features after a ReLU have dead units.
@@ -76,19 +77,7 @@ def classifier_layer(network: nn.Module, model_name: str) -> nn.Linear:
 
 def features_and_logits(network: nn.Module, layer: nn.Linear, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The classifier's inputs (N, H) and the network's outputs (N, C), in one forward pass."""
-    seen: dict[str, torch.Tensor] = {}
-
-    def capture(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        seen["features"], seen["output"] = inputs[0], output
-
-    handle = layer.register_forward_hook(capture)
-    try:
-        logits = network(x)
-    finally:
-        handle.remove()
-    if "output" not in seen or not torch.equal(seen["output"], logits):
-        raise UsageError("ddu needs the network's output to be its last nn.Linear layer's output (the logits)")
-    return seen["features"].flatten(1), logits
+    return features_and_outputs(network, layer, x, estimator="ddu")
 
 
 @dataclass

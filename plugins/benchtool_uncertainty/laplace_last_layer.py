@@ -29,9 +29,10 @@ def last_linear(model: nn.Module, model_name: str) -> nn.Linear:
     return linears[-1]
 
 
-def features_and_outputs(model: nn.Module, layer: nn.Linear, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def features_and_outputs(model: nn.Module, layer: nn.Linear, x: torch.Tensor, *,
+                         estimator: str = "laplace-last-layer") -> tuple[torch.Tensor, torch.Tensor]:
     """The last layer's inputs (N, H) and the model's outputs (N, C) in one forward pass;
-    a :class:`UsageError` when the model's output is not that layer's output."""
+    a :class:`UsageError` naming ``estimator`` when the model's output is not that layer's output."""
     seen: dict[str, torch.Tensor] = {}
 
     def capture(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -44,7 +45,7 @@ def features_and_outputs(model: nn.Module, layer: nn.Linear, x: torch.Tensor) ->
         handle.remove()
     if "output" not in seen or not torch.equal(seen["output"], out):
         raise UsageError(
-            "laplace-last-layer needs the model's output to be its last nn.Linear layer's output "
+            f"{estimator} needs the model's output to be its last nn.Linear layer's output "
             f"(no operation after it); layer {layer} is not the output"
         )
     return seen["features"].flatten(1), out
