@@ -18,6 +18,7 @@ Timings are the best of ``--repeats`` rounds, methods interleaved within each ro
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tracemalloc
 from collections.abc import Callable
@@ -228,6 +229,34 @@ def run_cuda(shapes: list[tuple[int, int, int]], repeats: int, threads: int | No
     os.environ.pop(CUDA_KERNELS_ENV, None)
 
 
+def run_cuda_crossover(repeats: int, passes: int = 50, classes: int = 10) -> None:
+    """Wall time of ``predictive_stats`` per path over sizes: where numba's kernels start to
+    beat torch's ops, and whether ``auto`` (the default) is never slower than the torch path."""
+    import torch
+
+    from benchtool.kernels import predictive_stats
+    from benchtool.kernels._backends import CUDA_KERNELS_ENV, NUMBA_CUDA_MIN_ELEMENTS, numba_cuda_problem
+
+    if numba_cuda_problem():
+        return
+    print(f"\nwall time per call, T={passes} C={classes}, auto switches to numba at "
+          f"{NUMBA_CUDA_MIN_ELEMENTS:.3g} elements")
+    print(f"  {'N':>8} {'elements':>10} {'numba ms':>9} {'torch ms':>9} {'auto ms':>9} {'auto/torch':>11} {'numba/torch':>12}")
+    for n in (200, 2000, 20_000, 200_000, 1_000_000, 4_000_000):
+        probs = torch.rand((passes, n, classes), device="cuda")
+        probs /= probs.sum(-1, keepdim=True)
+
+        def call(path: str, probs: torch.Tensor = probs) -> object:
+            os.environ[CUDA_KERNELS_ENV] = path
+            return predictive_stats(probs, validate=False)
+
+        wall = best_times({path: functools.partial(call, path) for path in ("numba", "torch", "auto")}, repeats)
+        print(f"  {n:8d} {probs.numel():10.3g} {wall['numba'] * 1e3:9.3f} {wall['torch'] * 1e3:9.3f} "
+              f"{wall['auto'] * 1e3:9.3f} {wall['auto'] / wall['torch']:11.2f} {wall['numba'] / wall['torch']:12.2f}")
+        del probs
+    os.environ.pop(CUDA_KERNELS_ENV, None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -238,6 +267,8 @@ def main() -> None:
     args = parser.parse_args()
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     (run_cuda if args.device == "cuda" else run_cpu)(shapes, args.repeats, args.threads)  # type: ignore[arg-type]
+    if args.device == "cuda":
+        run_cuda_crossover(args.repeats)
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def main() -> None:
               f"{'batched/loop':>13} {'adaptive/loop':>14} {'loop/adaptive':>14}")
     print(header)
     print("-" * len(header))
-    worst_cpu, best_gpu = 0.0, float("inf")
+    worst_cpu, best_gpu, best_batched_gpu = 0.0, float("inf"), float("inf")
     per_call: dict[str, int | None] = {"loop": 1, "batched": args.passes, "adaptive": None}
     with torch.no_grad():
         for name, (network, info) in models(device).items():
@@ -79,10 +79,13 @@ def main() -> None:
                 worst_cpu = max(worst_cpu, adaptive / loop)
                 if n >= 32:
                     best_gpu = min(best_gpu, loop / adaptive)
+                    best_batched_gpu = min(best_batched_gpu, loop / batched)
     if device.type == "cpu":
         print(f"CPU target: adaptive <= 1.0x the loop; worst adaptive/loop here {worst_cpu:.2f}")
     else:
         print(f"GPU target: adaptive >= 3x faster than the loop (N >= 32); smallest speed-up here {best_gpu:.2f}x")
+        print(f"  the most any chunking can give there: all passes in one call, {best_batched_gpu:.2f}x the loop "
+              "(near 1x the loop already keeps the GPU busy: compute-bound, nothing left to batch)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from benchtool.kernels import StreamingPredictive, predictive_stats
 from benchtool.kernels._arrays import ArrayKind, check_probabilities
+from benchtool.kernels import _backends
 from benchtool.kernels._backends import TORCH
 from benchtool.kernels._cpu import FOLD_EVERY
 from benchtool.kernels.reference import predictive_stats_reference
@@ -186,6 +187,23 @@ def test_torch_fallback_path_matches_cpu_kernels() -> None:
     expected = predictive_stats_reference(probs.astype(np.float64))
     for field, got in zip(FIELDS, outputs):
         np.testing.assert_allclose(got.numpy(), expected[field], rtol=0, atol=ENTROPY_ATOL, err_msg=field)
+
+
+def test_auto_takes_the_torch_path_below_the_numba_size_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small CUDA calls go to torch (numba's host overhead would dominate), large ones to numba;
+    an explicit choice is honoured whatever the size. No GPU needed: only the choice is made."""
+    monkeypatch.setattr(_backends, "numba_cuda_problem", lambda: None)
+    kind = ArrayKind("cuda:0", np.dtype(np.float32))
+    threshold = _backends.NUMBA_CUDA_MIN_ELEMENTS
+    monkeypatch.delenv(_backends.CUDA_KERNELS_ENV, raising=False)
+    assert _backends.backend_for(kind, threshold - 1) is _backends.TORCH
+    assert _backends.backend_for(kind, threshold) is _backends.NUMBA_CUDA
+    assert _backends.backend_for(kind) is _backends.NUMBA_CUDA  # size unknown: new state, reset
+    monkeypatch.setenv(_backends.CUDA_KERNELS_ENV, "numba")
+    assert _backends.backend_for(kind, 1) is _backends.NUMBA_CUDA
+    monkeypatch.setenv(_backends.CUDA_KERNELS_ENV, "torch")
+    assert _backends.backend_for(kind, threshold * 4) is _backends.TORCH
+    assert _backends.backend_for(ArrayKind(None, np.dtype(np.float32)), 1) is _backends.CPU
 
 
 def test_torch_path_reset_zeroes_its_state() -> None:

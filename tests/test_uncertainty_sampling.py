@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -27,8 +28,20 @@ def test_chunk_sizes_cover_the_total_in_bounded_chunks(total: int, per_chunk: in
     assert sizes[:-1] == [per_chunk] * (len(sizes) - 1)
 
 
+H200_MEMORY = (140 << 30, 141 << 30)  # (free, total) bytes as torch.cuda.mem_get_info reports
+
+
+@pytest.fixture
+def gpu_memory(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """A CUDA device's memory, as the sampler reads it, without a GPU: set "free"/"total"."""
+    memory = dict(zip(("free", "total"), H200_MEMORY))
+    monkeypatch.setattr(_sampling, "cuda_memory_bytes", lambda device: (memory["free"], memory["total"]))
+    return memory
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(bytes_per_pass=st.integers(0, 1 << 30), passes=st.integers(1, 200))
-def test_passes_per_chunk_fits_the_budget(bytes_per_pass: int, passes: int) -> None:
+def test_passes_per_chunk_fits_the_budget(gpu_memory: dict[str, int], bytes_per_pass: int, passes: int) -> None:
     for device in (CPU, torch.device("cuda", 0)):
         chosen = passes_per_chunk(bytes_per_pass, passes, device)
         assert 1 <= chosen <= passes
@@ -36,7 +49,16 @@ def test_passes_per_chunk_fits_the_budget(bytes_per_pass: int, passes: int) -> N
             assert chosen * bytes_per_pass <= _sampling.chunk_budget_bytes(device)
 
 
-def test_cpu_budget_is_smaller_than_the_gpu_budget_and_read_from_sysfs(tmp_path, monkeypatch) -> None:
+def test_gpu_budget_is_an_eighth_of_the_device_or_half_of_what_is_free(gpu_memory: dict[str, int]) -> None:
+    cuda = torch.device("cuda", 0)
+    assert _sampling.chunk_budget_bytes(cuda) == gpu_memory["total"] // 8
+    # 50 passes of a CIFAR-shaped LeNet at N=2000 (~90 MB each) now fit one call, not 5 of 512 MiB
+    assert passes_per_chunk(90 << 20, 49, cuda) == 49
+    gpu_memory["free"] = 1 << 30
+    assert _sampling.chunk_budget_bytes(cuda) == 1 << 29
+
+
+def test_cpu_budget_is_smaller_than_the_gpu_budget_and_read_from_sysfs(tmp_path, monkeypatch, gpu_memory) -> None:
     level = tmp_path / "index2"
     level.mkdir()
     (level / "level").write_text("2\n")

@@ -66,12 +66,33 @@ def _named_tensors(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     yield from ((f"buffer:{k}", v) for k, v in model.named_buffers())
 
 
+Group = tuple[torch.device, torch.dtype]
+
+
+def _flat_copies(tensors: dict[str, torch.Tensor]) -> tuple[dict[Group, list[str]], dict[Group, torch.Tensor]]:
+    """The tensors copied into one flat buffer per (device, dtype): one copy kernel per group
+    instead of one per tensor, which is what a snapshot costs on a GPU (launches, not bytes)."""
+    keys: dict[Group, list[str]] = {}
+    for key, tensor in tensors.items():
+        keys.setdefault((tensor.device, tensor.dtype), []).append(key)
+    flats = {group: _flat(tensors, names) for group, names in keys.items()}
+    return keys, flats
+
+
+def _flat(tensors: dict[str, torch.Tensor], names: list[str]) -> torch.Tensor:
+    return torch.cat([tensors[name].detach().reshape(-1) for name in names])
+
+
 @dataclass
 class ModelSnapshot:
     """Parameters, buffers (BatchNorm running statistics), train/eval flags, ``requires_grad``
-    flags and every hook of a model (its modules', its parameters' and torch's global ones)."""
+    flags and every hook of a model (its modules', its parameters' and torch's global ones).
+
+    The tensors are held as one flat copy per (device, dtype); ``tensors`` are views into it."""
 
     tensors: dict[str, torch.Tensor]
+    group_keys: dict[Group, list[str]]  # (device, dtype) -> the tensors in its flat copy, in order
+    flats: dict[Group, torch.Tensor]
     training: dict[str, bool]
     requires_grad: dict[str, bool]
     module_hooks: dict[str, Hooks]  # module name ("" for the root) -> its non-empty hook maps
@@ -81,7 +102,13 @@ class ModelSnapshot:
 
     @classmethod
     def take(cls, model: nn.Module) -> ModelSnapshot:
-        tensors = {k: v.detach().clone() for k, v in _named_tensors(model)}
+        live = dict(_named_tensors(model))
+        group_keys, flats = _flat_copies(live)
+        views = {}
+        for group, names in group_keys.items():
+            parts = flats[group].split([live[name].numel() for name in names])
+            views.update({name: part.view(live[name].shape) for name, part in zip(names, parts)})
+        tensors = {name: views[name] for name in live}  # the model's order, for the first change named
         modules = list(model.named_modules())
         training = {name or "<root>": m.training for name, m in modules}
         hooks = {name: found for name, m in modules if (found := _copy_hooks(m, MODULE_HOOKS))}
@@ -89,7 +116,7 @@ class ModelSnapshot:
         params = list(model.named_parameters())
         requires_grad = {k: p.requires_grad for k, p in params}
         tensor_hooks = {k: found for k, p in params if (found := _copy_hooks(p, TENSOR_HOOKS))}
-        return cls(tensors, training, requires_grad, hooks, full, tensor_hooks,
+        return cls(tensors, group_keys, flats, training, requires_grad, hooks, full, tensor_hooks,
                    _copy_hooks(module_globals, GLOBAL_HOOKS))
 
     def restore(self, model: nn.Module) -> None:
@@ -131,21 +158,22 @@ class ModelSnapshot:
 
     def _first_change(self, model: nn.Module, *, exact: bool) -> str | None:
         """Words for the first difference; ``exact`` compares tensors one by one (the slow
-        path, for the message), else with one device sync per device."""
+        path, for the message), else one flat comparison per (device, dtype) and one device
+        sync per device."""
         now = dict(_named_tensors(model))
         if now.keys() != self.tensors.keys():
             return f"its parameters or buffers were replaced ({sorted(now.keys() ^ self.tensors.keys())[:3]} ...)"
-        differs: dict[torch.device, list[torch.Tensor]] = {}
         for key, before in self.tensors.items():
             current = now[key]
             kind, name = key.split(":", 1)
-            if current.shape != before.shape:
+            if (current.shape, current.device, current.dtype) != (before.shape, before.device, before.dtype) or (
+                exact and not torch.equal(current.detach(), before)
+            ):
                 return f"the model's {kind} {name!r} was modified"
-            if exact:
-                if not torch.equal(current.detach(), before):
-                    return f"the model's {kind} {name!r} was modified"
-            else:
-                differs.setdefault(before.device, []).append((current.detach() != before).any())
+        differs: dict[torch.device, list[torch.Tensor]] = {}
+        if not exact:
+            for group, names in self.group_keys.items():
+                differs.setdefault(group[0], []).append((_flat(now, names) != self.flats[group]).any())
         if any(torch.stack(flags).any().item() for flags in differs.values()):
             return "the model's parameters or buffers were modified"
         for name, module in model.named_modules():

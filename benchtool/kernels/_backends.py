@@ -3,7 +3,10 @@
 - ``cpu``: numba CPU kernels on NumPy arrays (torch CPU tensors are viewed, not copied);
 - ``cuda-numba``: numba.cuda kernels on CUDA tensors through ``__cuda_array_interface__``;
 - ``cuda-torch``: fused torch ops on the tensor's device, used when numba.cuda cannot run
-  (no driver it supports, no NVVM) or when ``BENCHTOOL_CUDA_KERNELS=torch`` asks for it.
+  (no driver it supports, no NVVM), when ``BENCHTOOL_CUDA_KERNELS=torch`` asks for it, and
+  under ``auto`` for calls smaller than ``NUMBA_CUDA_MIN_ELEMENTS``: there numba's per-call
+  host overhead (argument typing, array views) costs more than the few extra reads of torch's
+  ops, so torch is faster in wall time (measured with ``scripts/bench_kernels.py --device cuda``).
 
 Each backend computes ``fused(probs)`` and the streaming ``new_state``/``update``/``finalize``
 with the same float64 state (count, mean and M2 per element, -sum p log p per row).
@@ -24,6 +27,9 @@ from benchtool.kernels._arrays import ArrayKind
 
 Outputs = tuple[Any, Any, Any, Any, Any]  # mean, variance, entropy, expected entropy, MI
 CUDA_KERNELS_ENV = "BENCHTOOL_CUDA_KERNELS"  # auto | numba | torch
+# Under auto, calls reading fewer elements than this take the torch path: the wall-time
+# crossover of the two paths on an H200 (see the note of issue 19 for the sweep).
+NUMBA_CUDA_MIN_ELEMENTS = 1 << 26
 
 
 @dataclass
@@ -135,7 +141,7 @@ class NumbaCudaBackend(_TensorState):
 
         from benchtool.kernels import _cuda
 
-        stream = cuda.external_stream(torch.cuda.current_stream(x.device).cuda_stream)
+        stream = _numba_stream(torch.cuda.current_stream(x.device).cuda_stream)
         return _cuda, functools.partial(cuda.as_cuda_array, sync=False), stream
 
     def fused(self, probs: Any, kind: ArrayKind) -> Outputs:
@@ -217,19 +223,29 @@ class TorchBackend(_TensorState):
         )
 
 
+@functools.lru_cache(maxsize=16)
+def _numba_stream(handle: int) -> Any:
+    """numba's wrapper of a torch stream, made once per stream (it costs a driver query)."""
+    from numba import cuda
+
+    return cuda.external_stream(handle)
+
+
 CPU = CpuBackend()
 NUMBA_CUDA = NumbaCudaBackend()
 TORCH = TorchBackend()
 
 
-def backend_for(kind: ArrayKind) -> Backend:
-    """The backend for an array kind; CUDA honours ``BENCHTOOL_CUDA_KERNELS``."""
+def backend_for(kind: ArrayKind, elements: int | None = None) -> Backend:
+    """The backend for an array kind and a call that reads ``elements`` values (None: size not
+    known); CUDA honours ``BENCHTOOL_CUDA_KERNELS``. Every CUDA backend keeps the same state,
+    so the calls of one stream of passes may take different paths."""
     if not kind.on_cuda:
         return CPU
     choice = os.environ.get(CUDA_KERNELS_ENV, "auto")
     if choice not in ("auto", "numba", "torch"):
         raise ValueError(f"{CUDA_KERNELS_ENV}={choice!r}; expected one of: auto, numba, torch")
-    if choice == "torch":
+    if choice == "torch" or (choice == "auto" and elements is not None and elements < NUMBA_CUDA_MIN_ELEMENTS):
         return TORCH
     problem = numba_cuda_problem()
     if problem is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchtool.kernels import _backends
-from benchtool.kernels._arrays import ArrayKind, check_probabilities, check_rank
+from benchtool.kernels._arrays import ArrayKind, check_probabilities, check_rank, numel
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def predictive_stats(probs: Any, *, validate: bool = True) -> PredictiveStats:
     probs = kind.compute_array(probs, "probs")
     if validate:
         check_probabilities(probs, "probs")
-    return _stats(kind, _backends.backend_for(kind).fused(probs, kind))
+    return _stats(kind, _backends.backend_for(kind, numel(probs)).fused(probs, kind))
 
 
 def _nbytes(array: Any) -> int:
@@ -105,13 +105,14 @@ class StreamingPredictive:
         if chunk.ndim == 2:
             chunk = chunk[None]
         if chunk.shape[0]:
-            _backends.backend_for(self._kind).update(self._state, chunk)
+            _backends.backend_for(self._kind, numel(chunk)).update(self._state, chunk)
 
     def compute(self) -> PredictiveStats:
         """The statistics of every pass so far (the state is kept: more updates may follow)."""
         if self._state is None or self._state.count == 0 or self._kind is None:
             raise ValueError("StreamingPredictive.compute() before any pass was added; call update() first")
-        return _stats(self._kind, _backends.backend_for(self._kind).finalize(self._state, self._kind))
+        backend = _backends.backend_for(self._kind, 2 * self.n * self.c)  # reads mean and M2
+        return _stats(self._kind, backend.finalize(self._state, self._kind))
 
     def reset(self) -> None:
         """Forget every pass, keeping the result kind and the memory: reusing one accumulator
