@@ -38,13 +38,20 @@ def test_directions_are_the_plugins_point_of_view() -> None:
     assert default_policy("attacks", "robust_accuracy").direction == "lower"  # stronger attack
     assert default_policy("models", "robust_accuracy").direction == "higher"
     assert default_policy("estimators", "ece").direction == "lower"
-    assert default_policy("estimators", "ood_auroc").direction == "higher"
-    assert default_policy("strategies", "regret").direction == "lower"
-    assert default_policy("attacks", "robust_accuracy_top5").direction == "lower"  # by name pattern
-    assert default_policy("", "test_error_rate").direction == "lower"
-    assert default_policy("", "seconds_per_example").direction == "none"  # speed: pytest-benchmark gates it
-    assert default_policy("", "accuracy", unit="s").direction == "higher"  # an exact entry wins over the unit
-    assert default_policy("", "queries", unit="").direction == "none"
+    assert default_policy("estimators", "auroc-max-prob").direction == "higher"
+    assert default_policy("strategies", "test_regret").direction == "lower"
+    assert default_policy("", "seconds_per_evaluation").direction == "lower"  # a timing: reported, never gated
+    assert not default_policy("", "seconds_per_evaluation").gated
+    assert default_policy("", "accuracy", unit="s").direction == "higher"  # a catalogued name wins over the unit
+
+
+def test_unknown_names_have_the_documented_default() -> None:
+    """No guessing from substrings: an unknown name is reported, not gated, unless its unit is a time."""
+    for name in ("robust_accuracy_top5", "test_error_rate", "queries", "my_accuracy_ci95"):
+        policy = default_policy("attacks", name)
+        assert (policy.direction, policy.kind, policy.gated) == ("none", "unknown", False), name
+    assert default_policy("", "my_latency", unit="ms").kind == "timing"
+    assert default_policy("", "rmse_ci95").kind == "interval"  # a derived form of a catalogued metric
 
 
 def test_tolerance_absolute_and_relative() -> None:
@@ -80,12 +87,12 @@ def test_nan_candidate_is_a_regression_and_none_direction_never_is() -> None:
 
 
 def test_matching_by_case_params_metric() -> None:
-    base = results("a", rec("ece", 0.05), rec("ood_auroc", 0.9), rec("nll", 0.3, params={"split": "ood"}),
+    base = results("a", rec("ece", 0.05), rec("auroc-max-prob", 0.9), rec("nll", 0.3, params={"split": "ood"}),
                    rec("ece", 0.05, case="mc-dropout-lenet-digits"))
-    cand = results("b", rec("ece", 0.052), rec("ood_auroc", 0.7), rec("nll", 0.2, params={"split": "ood"}),
+    cand = results("b", rec("ece", 0.052), rec("auroc-max-prob", 0.7), rec("nll", 0.2, params={"split": "ood"}),
                    rec("brier", 0.1))
     found = statuses(base, cand)
-    assert found["ece"] == "within" and found["ood_auroc"] == "REGRESSED" and found["nll[split=ood]"] == "improved"
+    assert found["ece"] == "within" and found["auroc-max-prob"] == "REGRESSED" and found["nll[split=ood]"] == "improved"
     assert found["brier"] == "new"
     comparison = compare(base, cand, Policies())
     assert [c.status for c in comparison.changes if c.case == "mc-dropout-lenet-digits"] == ["missing"]
@@ -132,18 +139,18 @@ def _store_two_runs(path: Path, base: list[Record], cand: list[Record]) -> None:
 
 def test_compare_command_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "results.db"
-    _store_two_runs(db, [rec("ece", 0.05), rec("ood_auroc", 0.9)], [rec("ece", 0.08), rec("ood_auroc", 0.9)])
+    _store_two_runs(db, [rec("ece", 0.05), rec("auroc-max-prob", 0.9)], [rec("ece", 0.08), rec("auroc-max-prob", 0.9)])
     assert main(["compare", "base", "cand", "--store", str(db)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSED uncertainty softmax-lenet-digits ece: 0.05 -> 0.08 (+0.03; lower is better for estimators" in out
     assert "2 metric(s): 1 regressed, 1 unchanged" in out
-    assert "ood_auroc" not in out  # unchanged metrics are counted, not listed (unless --all)
+    assert "auroc-max-prob" not in out  # unchanged metrics are counted, not listed (unless --all)
     assert main(["compare", "base", "cand", "--store", str(db), "--tol", "ece=0.05", "--all",
                  "--json", str(tmp_path / "c.json")]) == 0
     out = capsys.readouterr().out
-    assert "within" in out and "ood_auroc" in out  # --all lists unchanged metrics
+    assert "within" in out and "auroc-max-prob" in out  # --all lists unchanged metrics
     data = json.loads((tmp_path / "c.json").read_text())
-    assert data["regressed"] == 0 and {c["metric"] for c in data["changes"]} == {"ece", "ood_auroc"}
+    assert data["regressed"] == 0 and {c["metric"] for c in data["changes"]} == {"ece", "auroc-max-prob"}
     assert main(["compare", "latest~1", "latest", "--store", str(db)]) == 1
     capsys.readouterr()
     assert main(["compare", "base", "nope", "--store", str(db)]) == 2
@@ -191,3 +198,83 @@ def test_a_changed_verdict_is_a_regression_whatever_the_tolerances(tmp_path: Pat
     assert main(["compare", str(base), str(cand)]) == 1
     out = capsys.readouterr().out
     assert "reproduced" in out and "inconclusive" in out and "REGRESSED" in out
+
+
+# --- the metric catalog's vocabulary (issue 16): the names the suites really record ------------
+
+
+@pytest.mark.parametrize(("metric", "kind", "worse", "better"), [
+    ("survival_rate", "attacks", 0.5, 0.9),  # fraction still adversarial: the attack wants it high
+    ("auroc-max-prob", "estimators", 0.7, 0.95),
+    ("fpr95-entropy", "estimators", 0.6, 0.2),
+    ("test_regret", "strategies", 0.02, 0.001),
+    ("attack_success_rate", "attacks", 0.3, 0.9),
+    ("delta_m", "loss_weightings", -5.0, 3.0),
+])
+def test_recorded_names_are_gated_in_their_direction(metric: str, kind: str, worse: float, better: float) -> None:
+    middle = (worse + better) / 2
+    base = results("a", rec(metric, middle, kind=kind))
+    assert statuses(base, results("b", rec(metric, worse, kind=kind)))[metric] == "REGRESSED"
+    assert statuses(base, results("b", rec(metric, better, kind=kind)))[metric] == "improved"
+
+
+def test_intervals_and_band_edges_are_never_regressions() -> None:
+    for metric in ("final_test_accuracy_ci95", "test_regret_ci95", "predictive_mean_lower", "examples"):
+        base, cand = results("a", rec(metric, 0.01)), results("b", rec(metric, 0.5))
+        assert statuses(base, cand)[metric] == "changed", metric
+
+
+def test_coverage_is_better_closer_to_its_target() -> None:
+    base = results("a", rec("coverage-90", 0.85))
+    assert statuses(base, results("b", rec("coverage-90", 0.95)))["coverage-90"] == "within"  # as far off
+    assert statuses(base, results("b", rec("coverage-90", 0.70)))["coverage-90"] == "REGRESSED"
+    assert statuses(base, results("b", rec("coverage-90", 0.90)))["coverage-90"] == "improved"
+    change = compare(base, results("b", rec("coverage-90", 0.7)), Policies()).regressions[0]
+    assert "closer to 0.9 is better" in change.describe()
+
+
+def test_timing_noise_is_not_listed_as_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Wall time varies run to run: within its noise tolerance it is counted, not listed; a
+    real slowdown is reported apart from the metrics, and never fails the gate."""
+    from benchtool.store.compare import comparison_rows, summary_line
+
+    base = results("a", rec("ece", 0.05), rec("seconds", 10.0, unit="s"), rec("forward_queries", 20.0))
+    noisy = results("b", rec("ece", 0.05), rec("seconds", 13.0, unit="s"), rec("forward_queries", 20.0))
+    comparison = compare(base, noisy, Policies())
+    assert {c.metric: c.status for c in comparison.changes}["seconds"] == "noise"
+    assert comparison_rows(comparison) == [] and comparison.regressions == []
+    assert summary_line(comparison) == ("1 metric(s): 1 unchanged; "
+                                        "timing and cost (not gated): 1 within noise, 1 unchanged")
+    assert [row[-1] for row in comparison_rows(comparison, show_all=True)] == ["unchanged", "noise", "unchanged"]
+
+    slow = results("b", rec("ece", 0.05), rec("seconds", 40.0, unit="s"), rec("forward_queries", 30.0))
+    comparison = compare(base, slow, Policies())
+    assert {c.metric: c.status for c in comparison.changes} == {
+        "ece": "unchanged", "seconds": "slower", "forward_queries": "costlier"}
+    assert comparison.regressions == []
+    rows = comparison_rows(comparison)
+    assert [(row[3], row[-1]) for row in rows] == [("seconds", "slower"), ("forward_queries", "costlier")]
+    assert "timing and cost (not gated): 1 slower, 1 costlier" in summary_line(comparison)
+
+    tiny = compare(results("a", rec("seconds", 0.0002, unit="s per example")),
+                   results("b", rec("seconds", 0.004, unit="s per example")), Policies())
+    assert [c.status for c in tiny.changes] == ["noise"]  # 20x of a fraction of a millisecond: a busy machine
+
+    db = tmp_path / "results.db"
+    _store_two_runs(db, base.records, slow.records)
+    assert main(["compare", "base", "cand", "--store", str(db)]) == 0  # speed is pytest-benchmark's job
+    out = capsys.readouterr().out
+    assert "slower" in out and not any(line.rstrip().endswith(" changed") for line in out.splitlines())
+
+
+def test_unknown_names_are_named_in_the_summary() -> None:
+    from benchtool.store.compare import summary_line
+
+    base = results("a", rec("ece", 0.05), rec("my_score", 1.0))
+    cand = results("b", rec("ece", 0.05), rec("my_score", 2.0))
+    comparison = compare(base, cand, Policies())
+    assert {c.metric: c.status for c in comparison.changes}["my_score"] == "changed"
+    assert "1 metric name(s) not in the catalog, reported but not gated: my_score" in summary_line(comparison)
+    gated = compare(base, cand, Policies.from_args([], ["my_score=lower"]))
+    assert [c.metric for c in gated.regressions] == ["my_score"]
+    assert "not in the catalog" not in summary_line(gated)

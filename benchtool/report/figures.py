@@ -6,8 +6,13 @@ plugin and parameter set:
 - recorded curves (``series``): accuracy vs eps, learning/memorization curves, anytime
   regret, weights over training, ... Layouts by metric name: ``reliability`` draws a
   reliability diagram with its diagonal, ``hist`` a histogram; a band around a curve
-  comes from sibling curves named ``<metric>_lower`` and ``<metric>_upper`` (or
-  ``<metric>_std``, drawn ±2σ) recorded by the same case with the same params;
+  comes from the sibling curves the metric catalog relates to it, recorded by the same
+  case with the same params: its lower and upper edges (``predictive_mean_lower`` /
+  ``_upper``, or the old ``band-lower`` / ``band-upper`` around ``band-mean``), a CI
+  half-width (``test_regret_ci95``, drawn ±) or a standard deviation (``<metric>_std``,
+  drawn ±2σ); a name the catalog does not know relates by the same suffixes
+  (:meth:`benchtool.metrics.catalog.MetricCatalog.relation`). Such siblings are drawn as
+  the band, never as figures of their own;
 - scalar records swept over a parameter: a numeric parameter (``eps``, ``width``,
   ``noise``) gives a line of the metric against it; a categorical one (``transform``) gives
   grouped bars.
@@ -15,8 +20,8 @@ plugin and parameter set:
 Lines that differ only in a seed parameter (``seed``, ``trial``, ``repeat``) are drawn as
 their mean with a 95% confidence band (Student t). A proportion (accuracy, survival rate)
 whose sample size is recorded gets a 95% Wilson band (error bars on bars) and its n in the
-legend: n comes from the case's count record (:data:`PROPORTION_COUNTS`: ``examples``,
-``fooled_examples``, ``test_examples``, ... with matching params) or, per point, from a
+legend: n comes from the case's count record (the catalog's ``sample_size`` of the metric:
+``examples``, ``fooled_examples``, ``test_examples``, ... with matching params) or, per point, from a
 sibling curve ``<metric>_count`` (a reliability diagram's examples per bin, also drawn as a
 histogram under it). A scalar metric swept over ``ood`` also shows its in-distribution value
 (the record without ``ood``) as the first bar. A second run is overlaid dashed.
@@ -40,19 +45,12 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure as MplFigure
 
 from benchtool.claims.stats import wilson_interval
+from benchtool.metrics.catalog import CATALOG, MetricCatalog
 from benchtool.results import Record
 from benchtool.tables import case_label
 
 SEED_PARAMS = ("seed", "trial", "repeat", "rep")
 COUNT_UNITS = ("examples",)  # sample sizes: shown in tables and claims, not drawn
-BAND_SUFFIXES = {"_lower": "lower", "_upper": "upper", "_lo": "lower", "_hi": "upper", "_std": "std",
-                 "_count": "count"}
-# A proportion metric -> the count record that is its n (recorded by the same case, params matching).
-PROPORTION_COUNTS = {
-    "accuracy": "examples", "clean_accuracy": "examples", "robust_accuracy": "examples",
-    "survival_rate": "fooled_examples", "survival_rate_where_clean_survives": "fooled_examples",
-    "train_accuracy": "train_examples", "test_accuracy": "test_examples",
-}
 CONTEXT_PARAMS = ("split", "recipe")  # params of a count record that name what was counted, not a cell
 MISSING_CATEGORY = {"ood": "in-distribution"}  # a categorical sweep's value for records without the param
 MAX_PANEL_COLUMNS = 3
@@ -86,6 +84,7 @@ class Line:
     plugin: str = ""
     n: np.ndarray | None = None  # each point's sample size, when known (a proportion)
     wilson: bool = False  # the band is the 95% Wilson interval of each point
+    band: str = ""  # a recorded band: what it is, for the caption ("± test_regret_ci95")
 
     def n_text(self) -> str:
         """``n=128`` or ``n=40..128`` for the legend; empty when unknown."""
@@ -138,30 +137,32 @@ def _layout(metric: str) -> str:
     return "line"
 
 
-def _split_band_metric(metric: str, known: set[str]) -> tuple[str, str] | None:
-    for suffix, role in BAND_SUFFIXES.items():
-        if metric.endswith(suffix) and metric[: -len(suffix)] in known:
-            return metric[: -len(suffix)], role
-    return None
-
-
 def _band_key(record: Record, metric: str) -> tuple:
     return (record.suite, record.case, record.plugin, record.model, record.dataset,
             tuple(sorted((k, str(v)) for k, v in record.params.items())), metric)
 
 
-def _proportion_base(metric: str) -> str:
-    """``robust_accuracy_vs_eps`` -> ``robust_accuracy``, ``test_accuracy_curve`` -> ``test_accuracy``."""
-    base = re.sub(r"_vs_[a-z0-9_]+$", "", metric)
-    return base.removesuffix("_curve")
+def band_from(y: np.ndarray, parts: dict[str, tuple[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """The band around ``y`` from its recorded siblings (role -> (metric, values)): lower and
+    upper edges, a CI half-width (y ± h) or a standard deviation (y ± 2 sd); with what it is."""
+    if "lower" in parts and "upper" in parts:
+        (low_name, low), (high_name, high) = parts["lower"], parts["upper"]
+        return low, high, f"{low_name} to {high_name}"
+    if "half_width" in parts:
+        name, half = parts["half_width"]
+        return y - half, y + half, f"± {name}"
+    if "std" in parts:
+        name, std = parts["std"]
+        return y - 2 * std, y + 2 * std, f"± 2 x {name}"
+    return None
 
 
 CountIndex = dict[tuple[str, str, str, str], list[Record]]
 
 
-def count_index(records: Sequence[Record]) -> CountIndex:
-    """The count records (``unit="examples"`` or a name in :data:`PROPORTION_COUNTS`) per case."""
-    names = set(PROPORTION_COUNTS.values())
+def count_index(records: Sequence[Record], catalog: MetricCatalog = CATALOG) -> CountIndex:
+    """The count records (``unit="examples"``, or a count metric or sample size in the catalog) per case."""
+    names = catalog.count_names()
     index: CountIndex = defaultdict(list)
     for record in records:
         if record.series is None and record.value is not None and (record.unit in COUNT_UNITS or record.metric in names):
@@ -178,8 +179,8 @@ def _same(a: object, b: object) -> bool:
 def _count_candidates(record: Record, index: CountIndex) -> list[tuple[Record, list[str]]]:
     """Count records for ``record``'s proportion, each with the params it has beyond ``record``'s
     (context params and a param naming the record's plugin left out)."""
-    name = PROPORTION_COUNTS.get(_proportion_base(record.metric))
-    if name is None:
+    name = CATALOG.sample_size(record.metric)
+    if not name:
         return []
     found = []
     for count in index.get((record.suite, record.case, record.model, record.dataset), []):
@@ -276,30 +277,28 @@ def series_plans(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[FigurePla
         curves = [r for r in records if r.series is not None]
         metrics = {r.metric for r in curves}
         counts = count_index(records)
-        bands: dict[tuple, dict[str, np.ndarray]] = defaultdict(dict)
+        related = {m: CATALOG.relation(m, metrics) for m in metrics}  # band edges, intervals, counts
+        bands: dict[tuple, dict[str, tuple[str, np.ndarray]]] = defaultdict(dict)
         for record in curves:
-            split = _split_band_metric(record.metric, metrics)
-            if split:
-                base, role = split
+            if related[record.metric]:
+                centre, role = related[record.metric]
                 series = record.series or {}
-                bands[_band_key(record, base)][role] = np.asarray(series["y"], dtype=float)
+                bands[_band_key(record, centre)][role] = (record.metric, np.asarray(series["y"], dtype=float))
         grouped: dict[tuple[str, ...], list] = defaultdict(list)
         for record in curves:
-            if _split_band_metric(record.metric, metrics):
-                continue
+            if related[record.metric]:
+                continue  # drawn with its centre curve, not as a figure of its own
             series = record.series or {}
             x = np.asarray(series["x"], dtype=float)
             y = np.asarray(series["y"], dtype=float)
-            band = {role: v for role, v in bands.get(_band_key(record, record.metric), {}).items() if len(v) == len(y)}
-            lower = upper = None
-            if "lower" in band and "upper" in band:
-                lower, upper = band["lower"], band["upper"]
-            elif "std" in band:
-                lower, upper = y - 2 * band["std"], y + 2 * band["std"]
-            n = band["count"] if "count" in band else counts_along(record, x, counts)
+            band = {role: v for role, v in bands.get(_band_key(record, record.metric), {}).items()
+                    if len(v[1]) == len(y)}
+            drawn = band_from(y, band)
+            lower, upper, note = drawn if drawn else (None, None, "")
+            n = band["count"][1] if "count" in band else counts_along(record, x, counts)
             key = (record.suite, record.metric, _panel_title(record), _label(record), case_label(record.case),
                    record.plugin, series.get("x_label", ""))
-            grouped[key].append((x, y, lower, upper, n))
+            grouped[key].append((x, y, lower, upper, n, note))
             plan = plans.setdefault(
                 (record.suite, record.metric, series.get("x_label", "")),
                 FigurePlan(record.suite, record.metric, _layout(record.metric),
@@ -313,8 +312,10 @@ def series_plans(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[FigurePla
             if len(cases_per_label[(suite, metric, panel, label)]) > 1:
                 label = f"{label} ({case})"  # same plugin and params in several cases: tell them apart
             lines = plans[(suite, metric, x_label)].panels[panel].lines.setdefault(run_label, [])
-            n = members[0][4] if len(members) == 1 else None  # over seeds: the t band, not Wilson
-            lines.append(aggregate(label, [m[:4] for m in members], plugin, n))
+            one = len(members) == 1
+            n = members[0][4] if one else None  # over seeds: the t band, not Wilson
+            line = aggregate(label, [m[:4] for m in members], plugin, n)
+            lines.append(replace(line, band=members[0][5]) if one and members[0][5] else line)
     return list(plans.values())
 
 
@@ -343,8 +344,14 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
     by_metric: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for record in first:
         by_metric[(record.suite, record.metric)].append(record)
+    scalars: dict[str, set[str]] = defaultdict(set)
+    for suite, metric in by_metric:
+        scalars[suite].add(metric)
+    related = {(suite, m): CATALOG.relation(m, names) for suite, names in scalars.items() for m in names}
     plans = []
     for (suite, metric), records in sorted(by_metric.items()):
+        if related[(suite, metric)] or CATALOG.spec(metric, records[0].unit).kind in ("count", "setting"):
+            continue  # an interval or band edge is drawn around its metric; a count or a setting is no curve
         sweep = _sweep_param(records)
         if sweep is None or (suite, metric) in skip:
             continue
@@ -361,7 +368,14 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
             counts = count_index(run_records)
             points: dict[tuple[str, str, str], dict[str, dict[object, float]]] = defaultdict(lambda: defaultdict(dict))
             sizes: dict[tuple[str, str, str], dict[str, dict[object, float]]] = defaultdict(lambda: defaultdict(dict))
+            edges: dict[tuple, dict[object, dict[str, tuple[str, float]]]] = defaultdict(lambda: defaultdict(dict))
             for record in run_records:
+                relation = related.get((suite, record.metric)) if record.suite == suite else None
+                if relation and relation[0] == metric and record.value is not None and param in record.params:
+                    x = record.params[param] if numeric else str(record.params[param])
+                    line_key = (_panel_title(record), _label(record, skip=(param,)), record.plugin)
+                    seed = str({k: record.params[k] for k in SEED_PARAMS if k in record.params})
+                    edges[(line_key, seed)][x][relation[1]] = (record.metric, record.value)
                 if record.suite != suite or record.metric != metric or record.value is None:
                     continue
                 if (param not in record.params and missing is None) or not math.isfinite(record.value):
@@ -385,7 +399,14 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
                         curves.append((np.array(xs, dtype=float), np.array([xy[x] for x in xs]), None, None))
                     xs = sorted(next(iter(by_seed.values())))
                     n = np.array([known[x] for x in xs], dtype=float) if one and all(x in known for x in xs) else None
-                    target.append(aggregate(label, curves, plugin, n))
+                    seed = next(iter(by_seed))
+                    drawn = _recorded_band(curves[0][1], xs, edges.get((line_key, seed), {})) if one else None
+                    if drawn is not None:  # a recorded interval (final_test_accuracy_ci95) wins over Wilson
+                        lower, upper, note = drawn
+                        curves = [(curves[0][0], curves[0][1], lower, upper)]
+                        target.append(replace(aggregate(label, curves, plugin), band=note))
+                    else:
+                        target.append(aggregate(label, curves, plugin, n))
                 else:
                     values = np.array([[xy.get(c, np.nan) for c in plan.categories] for xy in by_seed.values()])
                     n = (np.array([known.get(c, np.nan) for c in plan.categories], dtype=float)
@@ -401,6 +422,17 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
             continue  # flat along the sweep (clean accuracy vs eps): the leaderboard says it in one number
         plans.append(plan)
     return plans
+
+
+def _recorded_band(y: np.ndarray, xs: list, edges: dict[object, dict[str, tuple[str, float]]]
+                   ) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """A swept scalar's band from the interval or band-edge records at each of its points."""
+    if not edges or any(x not in edges for x in xs):
+        return None
+    roles = set.intersection(*(set(edges[x]) for x in xs))
+    parts = {role: (edges[xs[0]][role][0], np.array([edges[x][role][1] for x in xs], dtype=float))
+             for role in roles}
+    return band_from(y, parts)
 
 
 def _bar_wilson(line: Line) -> Line:
@@ -593,6 +625,9 @@ def _caption(plan: FigurePlan, run_labels: Sequence[str]) -> str:
     lines = [line for panel in plan.panels.values() for run_lines in panel.lines.values() for line in run_lines]
     if any(line.members > 1 for line in lines):
         text += "; bands: 95% confidence interval over seeds"
+    notes = sorted({line.band for line in lines if line.band})
+    if notes:
+        text += "; bands: " + ", ".join(notes)
     if any(line.wilson for line in lines):
         text += ("; error bars" if plan.kind in ("bars", "reliability") else "; bands") + \
             ": 95% Wilson interval of each proportion, n in the legend"

@@ -1,9 +1,12 @@
 """The self-contained HTML report: run facts, a leaderboard per suite, every figure.
 
-One file, no network: styles inline, figures as PNG data URLs, no script. With a
-baseline (``--compare``) the tables show each value's change against it, coloured by the
-metric's direction (the same policies ``benchtool compare`` gates on), and the figures
-overlay the baseline dashed.
+One file, no network: styles inline, figures as PNG data URLs, no script. What each
+metric means comes from the metric catalog (:mod:`benchtool.metrics.catalog`): the
+leaderboards bold the best value of a quality metric by its direction (never an interval,
+count, timing or setting) and show its description on hover. With a baseline
+(``--compare``) the tables show each value's change against it, coloured by the metric's
+direction (the same policies ``benchtool compare`` gates on), and the figures overlay the
+baseline dashed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Sequence
 
 from benchtool import __version__
 from benchtool.claims.core import VERDICT_NODEID_PREFIX, Verdict, is_verdict, verdicts_from_records
+from benchtool.metrics.catalog import CATALOG
 from benchtool.report.figures import RenderedFigure, render_figures
 from benchtool.results import CaseResult, Record
 from benchtool.store.compare import MetricKey, MetricPolicy, Policies, judge, scalar_values
@@ -83,10 +87,52 @@ def _outcomes(cases: Sequence[CaseResult]) -> dict[tuple[str, str], str]:
 Values = dict[MetricKey, tuple[float, Record]]
 
 
+def best_values(keys: Sequence[MetricKey], values: Values, policies: Policies) -> dict[MetricKey, bool]:
+    """The cells of a leaderboard to highlight as best, by the catalog's direction (or the
+    user's ``--direction``): only quality metrics, never an interval (a CI half-width), a band
+    edge, a count, a timing or a setting. Cells compete with those on the same model, dataset
+    and swept parameters: a parameter that varies between the rows of one case (``eps``,
+    ``ood``, ``evaluations``) is a condition; one that stays put within each case (a plugin's
+    own setting) is not. A group needs two or more cases to have a best."""
+    best: dict[MetricKey, bool] = {}
+    by_metric: dict[str, list[MetricKey]] = defaultdict(list)
+    for key in keys:
+        by_metric[key[3]].append(key)
+    for metric, column in by_metric.items():
+        record = values[column[0]][1]
+        spec = CATALOG.spec(metric, record.unit)
+        policy = policies.policy(record.kind, metric, record.unit)
+        if not spec.may_be_best or not policy.gated:
+            continue
+        per_case: dict[str, list[dict]] = defaultdict(list)
+        for key in column:
+            per_case[key[1]].append(values[key][1].params)
+        conditions = sorted({k for rows in per_case.values() for k in {k for p in rows for k in p}
+                             if len({str(p.get(k)) for p in rows}) > 1})
+        groups: dict[tuple, list[MetricKey]] = defaultdict(list)
+        for key in column:
+            rec = values[key][1]
+            groups[(rec.model, rec.dataset, *(str(rec.params.get(k)) for k in conditions))].append(key)
+        for group in groups.values():
+            finite = [k for k in group if math.isfinite(values[k][0])]
+            if len({k[1] for k in finite}) < 2:
+                continue
+            score = {k: _goodness(values[k][0], policy) for k in finite}
+            top = max(score.values())
+            best.update({k: True for k in finite if score[k] == top})
+    return best
+
+
+def _goodness(value: float, policy: MetricPolicy) -> float:
+    if policy.direction == "none" and policy.target is not None:
+        return -abs(value - policy.target)
+    return value if policy.direction == "higher" else -value
+
+
 def _leaderboard(suite: str, values: Values, baseline: Values, outcomes: dict[tuple[str, str], str],
                  policies: Policies) -> tuple[str, int]:
-    """A row per (case, params), a column per scalar metric; best value bold, changes coloured;
-    returns the table and its number of rows."""
+    """A row per (case, params), a column per scalar metric; best values bold (see
+    :func:`best_values`), changes coloured; returns the table and its number of rows."""
     keys = [k for k in values if k[0] == suite]
     metrics: list[str] = []
     for key in keys:
@@ -95,14 +141,9 @@ def _leaderboard(suite: str, values: Values, baseline: Values, outcomes: dict[tu
     rows: dict[tuple[str, str], dict[str, MetricKey]] = defaultdict(dict)
     for key in keys:
         rows[(key[1], key[2])][key[3]] = key
-    best: dict[str, float] = {}
-    for metric in metrics:
-        record = next(values[k][1] for k in keys if k[3] == metric)
-        direction = policies.policy(record.kind, metric, record.unit).direction
-        column = [values[k][0] for k in keys if k[3] == metric and math.isfinite(values[k][0])]
-        if direction != "none" and len(column) > 1:
-            best[metric] = max(column) if direction == "higher" else min(column)
-    head = "".join(f"<th>{_e(h)}</th>" for h in ["case", "params", "outcome", *metrics])
+    best = best_values(keys, values, policies)
+    head = "".join(f'<th title="{_e(_metric_title(values, keys, h))}">{_e(h)}</th>' if h in metrics else
+                   f"<th>{_e(h)}</th>" for h in ["case", "params", "outcome", *metrics])
     body = []
     for (case, params), cells in rows.items():
         outcome = outcomes.get((suite, case), "")
@@ -114,7 +155,7 @@ def _leaderboard(suite: str, values: Values, baseline: Values, outcomes: dict[tu
                 tds.append("<td></td>")
                 continue
             value, record = values[key]
-            cls = "num best" if best.get(metric) == value else "num"
+            cls = "num best" if best.get(key) else "num"
             text = _e(_number(value))
             if key in baseline:
                 text += _delta(baseline[key][0], value, policies.policy(record.kind, metric, record.unit))
@@ -123,9 +164,17 @@ def _leaderboard(suite: str, values: Values, baseline: Values, outcomes: dict[tu
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>", len(body)
 
 
+def _metric_title(values: Values, keys: Sequence[MetricKey], metric: str) -> str:
+    """A column header's tooltip: what the catalog says about the metric."""
+    record = next(values[k][1] for k in keys if k[3] == metric)
+    spec = CATALOG.spec(metric, record.unit)
+    words = [spec.description or spec.kind, f"{spec.kind}; {spec.better_text(record.kind)}"]
+    return "; ".join(w for w in words if w)
+
+
 def _delta(before: float, after: float, policy: MetricPolicy) -> str:
     verdict = judge(before, after, policy)
-    css = {"REGRESSED": "regressed", "improved": "improved"}.get(verdict, "same")
+    css = {"REGRESSED": "regressed", "improved": "improved"}.get(verdict, "same")  # timing: never red
     if verdict == "unchanged":
         return '<span class="delta same">(=)</span>'
     title = f"{verdict} vs baseline {_number(before)}"

@@ -1,124 +1,78 @@
 """The metric regression gate: match two runs' records and judge each metric's change.
 
-Each metric has a direction (higher or lower is better, or none: reported, never gated)
-and a tolerance, absolute (``0.01``) or relative (``5%``). Defaults live in
-``METRIC_POLICIES`` (exact names, optionally per plugin kind) and ``NAME_RULES`` (name
-patterns); ``--tol`` and ``--direction`` override them. The direction is the plugin's
-point of view, given by the record's ``kind``: for an attack a *lower* robust accuracy is
-better (it is the stronger attack); for a model or an estimator a higher accuracy is.
+What each metric means comes from the metric catalog (:mod:`benchtool.metrics.catalog`):
+its direction (higher or lower is better, closer to a target, or none: reported, never
+gated), its default tolerance, absolute (``0.01``) or relative (``5%``), and its kind.
+``--tol`` and ``--direction`` override them. The direction is the plugin's point of view,
+given by the record's ``kind``: for an attack a *lower* robust accuracy is better (it is
+the stronger attack); for a model or an estimator a higher accuracy is.
+
+Timing and cost metrics (``seconds``, queries per example) are never regressions here
+(speed is pytest-benchmark's job): they are reported apart, as ``slower``/``faster`` or
+``costlier``/``cheaper`` beyond their noise tolerance and ``noise`` within it (not listed
+unless ``--all``). Intervals, band edges, counts and settings have no direction: a change
+is listed as ``changed``. A name the catalog does not know is reported the same way and
+named in the summary, so a third-party suite's metric is never gated by a guess.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from benchtool.claims import CLAIM_METRIC, compare_verdicts, is_verdict
 from benchtool.claims.core import VERDICT_NODEID_PREFIX, VERDICT_VALUE
 from benchtool.errors import UsageError
+from benchtool.metrics.catalog import (
+    CATALOG, DIRECTIONS, RESOURCE_KINDS, TIME_UNITS, Direction, MetricCatalog, MetricSpec, Tolerance,
+)
 from benchtool.results import Record
 from benchtool.store.load import ResultSet
 from benchtool.tables import case_label, format_params, nodeid_label
 
-Direction = Literal["higher", "lower", "none"]
-DIRECTIONS: tuple[Direction, ...] = ("higher", "lower", "none")
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """How much a metric may get worse before it counts as a regression."""
-
-    amount: float
-    relative: bool = False
-
-    @classmethod
-    def parse(cls, text: str, what: str) -> Tolerance:
-        """``0.01`` (absolute) or ``5%`` (relative to the baseline value)."""
-        raw = text.strip()
-        relative = raw.endswith("%")
-        try:
-            amount = float(raw[:-1] if relative else raw)
-        except ValueError:
-            raise UsageError(
-                f"invalid tolerance {text!r} for {what}; expected a number like 0.01 or a percentage like 5%"
-            ) from None
-        if amount < 0 or not math.isfinite(amount):
-            raise UsageError(f"invalid tolerance {text!r} for {what}; expected a finite number >= 0")
-        return cls(amount / 100 if relative else amount, relative)
-
-    def allowed(self, baseline: float) -> float:
-        return self.amount * abs(baseline) if self.relative else self.amount
-
-    def __str__(self) -> str:
-        return f"{self.amount * 100:g}%" if self.relative else f"{self.amount:g}"
+__all__ = [
+    "DIRECTIONS", "TIME_UNITS", "Change", "Comparison", "Direction", "MetricPolicy", "Policies", "Tolerance",
+    "compare", "comparison_rows", "default_policy", "judge", "policy_of", "scalar_values", "summary_line", "to_json",
+]
 
 
 @dataclass(frozen=True)
 class MetricPolicy:
+    """How ``compare`` judges one metric: its direction, tolerance, catalog kind and target."""
+
     direction: Direction
     tolerance: Tolerance
+    kind: str = "quality"  # the metric's kind in the catalog; timing and cost are reported apart
+    target: float | None = None  # better is closer to it (direction "none")
+
+    @property
+    def resource(self) -> bool:
+        return self.kind in RESOURCE_KINDS
+
+    @property
+    def gated(self) -> bool:
+        return not self.resource and (self.direction != "none" or self.target is not None)
+
+    def better(self) -> str:
+        """The ``better`` column: ``higher``, ``lower``, ``none`` or ``~0.9`` (closer to 0.9)."""
+        return f"~{self.target:g}" if self.target is not None and self.direction == "none" else self.direction
 
 
-def _higher(tol: float) -> MetricPolicy:
-    return MetricPolicy("higher", Tolerance(tol))
+NOT_GATED = MetricPolicy("none", Tolerance(0.0), "diagnostic")
 
 
-def _lower(tol: float, relative: bool = False) -> MetricPolicy:
-    return MetricPolicy("lower", Tolerance(tol, relative))
+def policy_of(spec: MetricSpec, kind: str = "") -> MetricPolicy:
+    """The policy of a catalogued metric recorded by a plugin of ``kind``."""
+    return MetricPolicy(spec.direction_for(kind), spec.tolerance, spec.kind, spec.target)
 
 
-NOT_GATED = MetricPolicy("none", Tolerance(0.0))
-
-# (kind, metric) -> policy; kind "" applies to every kind without its own entry
-METRIC_POLICIES: dict[tuple[str, str], MetricPolicy] = {
-    ("", "accuracy"): _higher(0.01),
-    ("", "clean_accuracy"): _higher(0.01),
-    ("", "test_accuracy"): _higher(0.01),
-    ("", "robust_accuracy"): _higher(0.01),
-    ("attacks", "robust_accuracy"): _lower(0.01),  # the attack's view: lower is a stronger attack
-    ("attacks", "success_rate"): _higher(0.01),
-    ("attacks", "attack_success_rate"): _higher(0.01),
-    ("attacks", "survival"): _higher(0.02),  # fraction still adversarial under transformations
-    ("attacks", "eot_survival"): _higher(0.02),
-    ("", "ece"): _lower(0.005),
-    ("", "brier"): _lower(0.005),
-    ("", "nll"): _lower(0.02, relative=True),
-    ("", "auroc"): _higher(0.01),
-    ("", "ood_auroc"): _higher(0.01),
-    ("", "fpr95"): _lower(0.02),
-    ("", "fpr_at_95_tpr"): _lower(0.02),
-    ("", "aurc"): _lower(0.005),
-    ("", "rmse"): _lower(0.02, relative=True),
-    ("", "regret"): _lower(0.005),
-}
-
-# fallbacks by name: the first pattern that matches the metric's name wins
-NAME_RULES: tuple[tuple[str, str, MetricPolicy], ...] = (
-    ("", r"(seconds|_time|time_|wall|duration|_s$)", NOT_GATED),  # speed: pytest-benchmark's job
-    ("attacks", r"robust.*accuracy", _lower(0.01)),
-    ("attacks", r"success", _higher(0.01)),
-    ("", r"(accuracy|auroc|auc$|coverage_gain)", _higher(0.01)),
-    ("", r"(error|regret|loss|nll|ece|brier|aurc|rmse|fpr)", _lower(0.05, relative=True)),
-)
-TIME_UNITS = ("s", "ms", "us", "seconds")
-
-
-def default_policy(kind: str, metric: str, unit: str = "") -> MetricPolicy:
-    """The built-in policy for ``metric`` recorded by a plugin of ``kind``."""
-    for key in ((kind, metric), ("", metric)):
-        if key in METRIC_POLICIES:
-            return METRIC_POLICIES[key]
-    if unit in TIME_UNITS:
-        return NOT_GATED
-    for rule_kind, pattern, policy in NAME_RULES:
-        if rule_kind in ("", kind) and re.search(pattern, metric):
-            return policy
-    return NOT_GATED
+def default_policy(kind: str, metric: str, unit: str = "", catalog: MetricCatalog = CATALOG) -> MetricPolicy:
+    """The catalog's policy for ``metric`` recorded by a plugin of ``kind`` (the record's
+    ``unit`` only matters for a name the catalog does not know: a time unit makes it a timing)."""
+    return policy_of(catalog.spec(metric, unit), kind)
 
 
 @dataclass
@@ -146,9 +100,11 @@ class Policies:
 
     def policy(self, kind: str, metric: str, unit: str = "") -> MetricPolicy:
         base = default_policy(kind, metric, unit)
-        direction = self._lookup(self.directions, kind, metric) or base.direction
+        direction = self._lookup(self.directions, kind, metric)
         tolerance = self._lookup(self.tolerances, kind, metric) or base.tolerance
-        return MetricPolicy(direction, tolerance)
+        if direction is None:
+            return MetricPolicy(base.direction, tolerance, base.kind, base.target)
+        return MetricPolicy(direction, tolerance, base.kind)  # the user's direction replaces a target
 
     @staticmethod
     def _lookup(table: dict, kind: str, metric: str):
@@ -190,7 +146,8 @@ class Change:
     baseline: float | None
     candidate: float | None
     policy: MetricPolicy
-    status: str  # REGRESSED | improved | within | unchanged | changed | new | missing | FAILED
+    status: str  # REGRESSED | improved | within | unchanged | changed | new | missing | FAILED, or for a
+    # timing or cost: slower | faster | costlier | cheaper | noise
     note: str = ""  # FAILED: the candidate's failure message
 
     @property
@@ -205,23 +162,41 @@ class Change:
             return f"FAILED {where}: the case passed in the baseline and fails now: {self.note}"
         if self.metric == CLAIM_METRIC:
             return f"{self.status} {where}: the verdict changed: {self.note}"
-        better = f"{self.policy.direction} is better" + (f" for {self.kind}" if self.kind else "")
+        if self.policy.target is not None and self.policy.direction == "none":
+            better = f"closer to {self.policy.target:g} is better"
+        else:
+            better = f"{self.policy.direction} is better" + (f" for {self.kind}" if self.kind else "")
         return (f"{self.status} {where} {self.metric}: {_fmt(self.baseline)} -> {_fmt(self.candidate)} "
                 f"({_signed(self.delta)}; {better}, tolerance {self.policy.tolerance})")
 
 
+WORSE = {"timing": "slower", "cost": "costlier"}
+BETTER = {"timing": "faster", "cost": "cheaper"}
+
+
 def judge(baseline: float, candidate: float, policy: MetricPolicy) -> str:
+    """The status of one metric's change (see :class:`Change`)."""
     if baseline == candidate or (math.isnan(baseline) and math.isnan(candidate)):
         return "unchanged"
-    if policy.direction == "none":
+    target = policy.target if policy.direction == "none" else None
+    if policy.direction == "none" and target is None:
         return "changed"
     if math.isnan(candidate) or math.isnan(baseline):
+        if policy.resource:
+            return "changed"
         return "REGRESSED" if math.isnan(candidate) else "improved"
-    delta = candidate - baseline
-    worse = delta < 0 if policy.direction == "higher" else delta > 0
+    if target is not None:  # closer to the target is better
+        delta = abs(baseline - target) - abs(candidate - target)
+        worse = delta < 0
+    else:
+        delta = candidate - baseline
+        worse = delta < 0 if policy.direction == "higher" else delta > 0
+    beyond = abs(delta) > policy.tolerance.allowed(baseline)
+    if policy.resource:
+        return (WORSE if worse else BETTER)[policy.kind] if beyond else "noise"
     if not worse:
-        return "improved" if abs(delta) > policy.tolerance.allowed(baseline) else "within"
-    return "REGRESSED" if abs(delta) > policy.tolerance.allowed(baseline) else "within"
+        return "improved" if beyond else "within"
+    return "REGRESSED" if beyond else "within"
 
 
 @dataclass
@@ -304,7 +279,10 @@ def _failed_cases(baseline: ResultSet, candidate: ResultSet) -> list[Change]:
 # --- output ------------------------------------------------------------------------------
 
 OUTCOME_METRIC = "(case outcome)"
-STATUS_ORDER = ("FAILED", "REGRESSED", "improved", "within", "changed", "new", "missing", "unchanged")
+STATUS_ORDER = ("FAILED", "REGRESSED", "improved", "within", "changed", "new", "missing", "slower", "costlier",
+                "faster", "cheaper", "noise", "unchanged")
+QUIET_STATUSES = ("unchanged", "noise")  # counted in the summary, listed only with --all
+UNKNOWN_NAMES_SHOWN = 5
 
 
 def _fmt(value: float | None) -> str:
@@ -316,11 +294,14 @@ def _signed(value: float | None) -> str:
 
 
 def comparison_rows(comparison: Comparison, show_all: bool = False) -> list[list[str]]:
-    shown = [c for c in comparison.changes if show_all or c.status != "unchanged"]
-    shown.sort(key=lambda c: (STATUS_ORDER.index(c.status), c.suite, c.case, c.params, c.metric))
+    """The table ``compare`` prints: gated metrics first, then timing and cost (reported
+    apart); unchanged metrics and timing noise only with ``show_all``."""
+    shown = [c for c in comparison.changes if show_all or c.status not in QUIET_STATUSES]
+    shown.sort(key=lambda c: (c.policy.resource, STATUS_ORDER.index(c.status), c.suite, c.case, c.params,
+                              c.metric))
     return [
         [c.suite, c.case, c.params, c.metric, _fmt(c.baseline), _fmt(c.candidate), _signed(c.delta),
-         c.policy.direction, str(c.policy.tolerance), c.status]
+         c.policy.better(), str(c.policy.tolerance), c.status]
         if c.status != "FAILED" and c.metric != CLAIM_METRIC
         else [c.suite, c.case, c.params, c.metric, *_outcome_words(c), "", "", "", c.status]
         for c in shown
@@ -338,16 +319,33 @@ COMPARISON_HEADERS = ["suite", "case", "params", "metric", "baseline", "candidat
                       "tolerance", "status"]
 
 
+def _tally(changes: Sequence[Change]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for change in changes:
+        counts[change.status] += 1
+    return ", ".join(f"{counts[s]} {'within noise' if s == 'noise' else s.lower()}" for s in STATUS_ORDER
+                     if counts.get(s))
+
+
 def summary_line(comparison: Comparison) -> str:
-    counts = comparison.counts()
-    parts = [f"{counts.get(s, 0)} {s.lower()}" for s in STATUS_ORDER if counts.get(s)]
-    text = ", ".join(parts) or "nothing to compare"
+    """``12 metric(s): 1 regressed, 11 unchanged; timing and cost (not gated): 1 slower, 3
+    within noise; ...``: gated and reported metrics, then timings, then what matched only one side."""
+    metrics = [c for c in comparison.changes if not c.policy.resource]
+    resources = [c for c in comparison.changes if c.policy.resource]
+    text = f"{len(metrics)} metric(s): {_tally(metrics) or 'nothing to compare'}"
     extra = []
+    if resources:
+        extra.append(f"timing and cost (not gated): {_tally(resources)}")
+    unknown = sorted({c.metric for c in metrics if c.policy.kind == "unknown" and not c.policy.gated})
+    if unknown:
+        names = ", ".join(unknown[:UNKNOWN_NAMES_SHOWN]) + (", ..." if len(unknown) > UNKNOWN_NAMES_SHOWN else "")
+        extra.append(f"{len(unknown)} metric name(s) not in the catalog, reported but not gated: {names} "
+                     "(--direction METRIC=higher|lower gates one)")
     if comparison.only_baseline_cases:
         extra.append(f"{len(comparison.only_baseline_cases)} case(s) only in the baseline")
     if comparison.only_candidate_cases:
         extra.append(f"{len(comparison.only_candidate_cases)} case(s) only in the candidate")
-    return f"{len(comparison.changes)} metric(s): {text}" + (f"; {'; '.join(extra)}" if extra else "")
+    return text + (f"; {'; '.join(extra)}" if extra else "")
 
 
 def _json_number(value: float | None) -> float | str | None:
@@ -362,7 +360,8 @@ def to_json(comparison: Comparison) -> str:
         "changes": [
             {"suite": c.suite, "case": c.case, "params": c.params, "metric": c.metric, "kind": c.kind,
              "baseline": _json_number(c.baseline), "candidate": _json_number(c.candidate),
-             "direction": c.policy.direction, "note": c.note,
+             "direction": c.policy.direction, "target": c.policy.target, "metric_kind": c.policy.kind,
+             "note": c.note,
              "tolerance": str(c.policy.tolerance), "status": c.status}
             for c in comparison.changes
         ],
