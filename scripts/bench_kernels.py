@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Side-by-side speed of the predictive-statistics kernels (issue 5): one run, ratios printed.
 
-CPU (default), for each shape: ``predictive_stats`` against the straightforward NumPy
-implementation (target >= 8x) and against a parallel numba sum over the same bytes on the
-same threads (target >= 40% of that read bandwidth); ``StreamingPredictive`` fed one pass at
+CPU (default), for each shape: ``predictive_stats`` as users call it (``validate=True``, the
+checks folded into the kernel's read) against the straightforward NumPy implementation
+(target >= 8x) and against a parallel numba sum over the same bytes on the same threads
+(target >= 40% of that read bandwidth), with the ``validate=False`` figures beside them; ``StreamingPredictive`` fed one pass at
 a time against the fused kernel (target <= 1.5x), both with a new accumulator per round
 (its memory faulted in each time, as the fused call's outputs are) and with one accumulator
 reused through ``reset()``; streaming peak memory at T=10 and T=200.
@@ -149,9 +150,9 @@ def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | Non
                 f"({per_element_pass:g} B per element and pass at the copy rate of a "
                 f"ring+state-sized buffer, {copy_rate / 1e9:.1f} GB/s)"
             )
-        ratios = {
-            "vs_numpy": times["numpy"] / times["fused"],
-            "of_bandwidth": times["read_sum"] / times["fused"],
+        ratios = {  # the default call, as users make it (validate=True), against the yardsticks
+            "vs_numpy": times["numpy"] / times["fused+validate"],
+            "of_bandwidth": times["read_sum"] / times["fused+validate"],
             "stream_over_fused": times["stream/pass"] / times["fused"],
             "reset_stream_over_fused": times["stream/pass reset"] / times["fused"],
         }
@@ -161,7 +162,8 @@ def run_cpu(shapes: list[tuple[int, int, int]], repeats: int, threads: int | Non
             ok = value <= target if at_most else value >= target
             sign = "<=" if at_most else ">="
             print(f"  {key:24s} {value:6.2f}  (target {sign} {target})  {'ok' if ok else 'MISSED'}")
-        print(f"  validation overhead {times['fused+validate'] / times['fused']:.2f}x")
+        print(f"  validation overhead {times['fused+validate'] / times['fused']:.2f}x; validate=False: "
+              f"{times['numpy'] / times['fused']:.2f}x numpy, {times['read_sum'] / times['fused']:.2f} of bandwidth")
     n, c = shapes[0][1:]
     peaks = {n_pass: streaming_peak_bytes(n, c, n_pass) for n_pass in (10, 200)}
     listed = ", ".join(f"T={k}: {v / 1e6:.2f} MB" for k, v in peaks.items())

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchtool.kernels import StreamingPredictive, predictive_stats
-from benchtool.kernels._arrays import ArrayKind, check_probabilities
 from benchtool.kernels import _backends
+from benchtool.kernels._arrays import ArrayKind, check_probabilities
 from benchtool.kernels._backends import TORCH
 from benchtool.kernels._cpu import FOLD_EVERY
 from benchtool.kernels.reference import predictive_stats_reference
@@ -280,6 +280,33 @@ def test_device_side_validation_names_the_same_problem(probs: np.ndarray, messag
     with pytest.raises(ValueError, match=message):
         check_probabilities(torch.from_numpy(probs), "probs")
     check_probabilities(torch.from_numpy(GOOD), "probs")
+
+
+CORRUPTIONS = {  # what a bad entry becomes: not finite, negative, or off so its row does not sum to 1
+    "nan": lambda p: np.nan, "inf": lambda p: np.inf, "negative": lambda p: -0.5, "off": lambda p: p + 0.1,
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_pass=st.integers(1, 19),
+    n=st.sampled_from([1, 7, 1500]),  # 1500 rows of 4 classes span two blocks
+    bad=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(sorted(CORRUPTIONS))), min_size=1, max_size=4),
+)
+def test_in_kernel_validation_names_the_first_bad_row_as_the_separate_check_does(
+    n_pass: int, n: int, bad: list[tuple[int, str]]
+) -> None:
+    """The default call checks inside the kernel's read, a group of passes at a time per
+    block of rows; it must name the same first (pass, sample) as a check over the whole input."""
+    probs = make_probs(np.random.default_rng(n_pass * n), (n_pass, n, 4), "dirichlet", np.float32)
+    for position, corruption in bad:
+        t, r = divmod(position % (n_pass * n), n)
+        probs[t, r, position % 4] = CORRUPTIONS[corruption](probs[t, r, position % 4])
+    with pytest.raises(ValueError) as separate:
+        check_probabilities(probs, "probs")
+    with pytest.raises(ValueError) as fused:
+        predictive_stats(probs)
+    assert str(fused.value) == str(separate.value)
 
 
 def test_invalid_streaming_updates() -> None:

@@ -124,9 +124,17 @@ def check_probabilities(x: Any, name: str) -> None:
             code, row, value = _cpu.first_invalid_row(x.reshape(-1), x.size // c, c, ROW_SUM_ATOL)
     else:
         code, row, value = _first_invalid_row_torch(x.reshape(-1, c))
+    raise_invalid_row(code, row, value, tuple(x.shape), name)
+
+
+def raise_invalid_row(code: int, row: int, value: float, shape: tuple[int, ...], name: str) -> None:
+    """Raise the ValueError for a validation result (``row`` indexes the rows of ``shape``,
+    all axes but the last); return when the code is VALID."""
+    from benchtool.kernels import _cpu
+
     if code == _cpu.VALID:
         return
-    index = [int(i) for i in np.unravel_index(row, x.shape[:-1])]
+    index = [int(i) for i in np.unravel_index(row, shape[:-1])]
     names = ["pass", "sample"][-len(index) :] if len(index) <= 2 else ["index"] * len(index)
     where = "at " + ", ".join(f"{name} {i}" for name, i in zip(names, index))
     if code == _cpu.NOT_FINITE:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from benchtool.kernels import _cpu
-from benchtool.kernels._arrays import ArrayKind
+from benchtool.kernels._arrays import ROW_SUM_ATOL, ArrayKind, check_probabilities, raise_invalid_row
 
 Outputs = tuple[Any, Any, Any, Any, Any]  # mean, variance, entropy, expected entropy, MI
 CUDA_KERNELS_ENV = "BENCHTOOL_CUDA_KERNELS"  # auto | numba | torch
@@ -46,7 +46,9 @@ class PredictiveState:
 class Backend(Protocol):
     name: str
 
-    def fused(self, probs: Any, kind: ArrayKind) -> Outputs: ...
+    def fused(self, probs: Any, kind: ArrayKind, *, validate: bool = False) -> Outputs:
+        """The statistics; with ``validate`` a probs that is not T*N distributions raises
+        ValueError naming the first bad row (before or after computing, per backend)."""
 
     def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState: ...
 
@@ -66,11 +68,20 @@ class CpuBackend:
 
     name = "cpu"
 
-    def fused(self, probs: np.ndarray, kind: ArrayKind) -> Outputs:
+    def fused(self, probs: np.ndarray, kind: ArrayKind, *, validate: bool = False) -> Outputs:
+        """Validation rides along the kernel's one read of the input (see
+        :func:`benchtool.kernels._cpu.fused_predictive`); the error is raised after it."""
         t, n, c = probs.shape
         outs = _outputs(kind, n, c)
+        rows_per_block = max(1, _cpu.BLOCK_ELEMENTS // c)
+        found = np.zeros(((n + rows_per_block - 1) // rows_per_block, 3))
+        atol = ROW_SUM_ATOL if validate else -1.0
         with _cpu.threads_for(probs.size):
-            _cpu.fused_predictive(probs.reshape(-1), t, n, c, *(o.reshape(-1) for o in outs))
+            _cpu.fused_predictive(probs.reshape(-1), t, n, c, atol, found, *(o.reshape(-1) for o in outs))
+        bad = found[found[:, 0] != _cpu.VALID]
+        if len(bad):
+            code, row, value = bad[np.argmin(bad[:, 1])]
+            raise_invalid_row(int(code), int(row), float(value), probs.shape, "probs")
         return outs
 
     def new_state(self, n: int, c: int, kind: ArrayKind) -> PredictiveState:
@@ -144,9 +155,11 @@ class NumbaCudaBackend(_TensorState):
         stream = _numba_stream(torch.cuda.current_stream(x.device).cuda_stream)
         return _cuda, functools.partial(cuda.as_cuda_array, sync=False), stream
 
-    def fused(self, probs: Any, kind: ArrayKind) -> Outputs:
+    def fused(self, probs: Any, kind: ArrayKind, *, validate: bool = False) -> Outputs:
         from numba import cuda
 
+        if validate:
+            check_probabilities(probs, "probs")
         kernels, view, stream = self._launch_env(probs)
         _, n, c = probs.shape
         outs = _outputs(kind, n, c)
@@ -188,7 +201,9 @@ class TorchBackend(_TensorState):
     name = "cuda-torch"
     chunk_elements = 1 << 24  # bounds the xlogy temporary: 64 MiB of float32 per chunk
 
-    def fused(self, probs: Any, kind: ArrayKind) -> Outputs:
+    def fused(self, probs: Any, kind: ArrayKind, *, validate: bool = False) -> Outputs:
+        if validate:
+            check_probabilities(probs, "probs")
         t, n, c = probs.shape
         state = self.new_state(n, c, kind)
         step = max(1, self.chunk_elements // max(1, n * c))

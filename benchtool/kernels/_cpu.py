@@ -290,16 +290,79 @@ def _rows_minus_sum(plogp, c, neg_plogp):  # type: ignore[no-untyped-def]
         neg_plogp[r] -= total
 
 
+# Codes of the validation: first_invalid_row, and fused_predictive's ``found``.
+VALID, NOT_FINITE, NEGATIVE, BAD_SUM = 0, 1, 2, 3
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _row_sum_and_negatives(row):  # type: ignore[no-untyped-def]
+    """Float64 sum and count of negative entries; reassociation lets LLVM vectorise both
+    reductions while NaN and inf still propagate into the sum."""
+    total = 0.0
+    negatives = 0
+    for k in range(row.size):
+        p = np.float64(row[k])
+        total += p
+        negatives += p < 0.0
+    return total, negatives
+
+
+@numba.njit(inline="always", cache=True)
+def _row_problem(row, atol):  # type: ignore[no-untyped-def]
+    """(code, value) of one row: NOT_FINITE (its sum), NEGATIVE (its minimum), BAD_SUM (its
+    sum) or VALID."""
+    total, negatives = _row_sum_and_negatives(row)
+    if not math.isfinite(total):
+        return NOT_FINITE, total
+    if negatives:
+        return NEGATIVE, np.float64(row.min())
+    if abs(total - 1.0) > atol:
+        return BAD_SUM, total
+    return VALID, 0.0
+
+
+@numba.njit(cache=True, fastmath={"reassoc"})
+def _first_bad_row(flat, t0, t1, n, r0, r1, c, atol, found):  # type: ignore[no-untyped-def]
+    """Check rows [r0, r1) of passes [t0, t1); the first bad one goes to ``found``. One loop
+    over a pass's rows, no call per row (a bad row is then described by :func:`_row_problem`):
+    a NaN or inf sum fails the ``<= atol`` test like a wrong one."""
+    for t in range(t0, t1):
+        x = flat[(t * n + r0) * c : (t * n + r1) * c]
+        for r in range(r1 - r0):
+            total = 0.0
+            negative = False
+            for k in range(c):
+                p = np.float64(x[r * c + k])
+                total += p
+                negative |= p < 0.0
+            if negative or not abs(total - 1.0) <= atol:
+                code, value = _row_problem(x[r * c : (r + 1) * c], atol)
+                found[0], found[1], found[2] = code, t * n + r0 + r, value
+                return
+
+
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def fused_predictive(flat, n_pass, n, c, mean_out, var_out, ent_out, exp_out, mi_out):  # type: ignore[no-untyped-def]
-    """All five statistics of ``probs[T, N, C]`` in one read of the input."""
+def fused_predictive(  # type: ignore[no-untyped-def]
+    flat, n_pass, n, c, atol, found, mean_out, var_out, ent_out, exp_out, mi_out
+):
+    """All five statistics of ``probs[T, N, C]`` in one read of the input.
+
+    With ``atol >= 0`` it also validates what it reads: each block checks a group's passes
+    (:func:`_first_bad_row`) just before merging them, while they are in cache, and writes
+    its first bad (pass, row) to ``found[block]`` (code, T*N-index, value; code VALID when
+    none). The statistics are computed whatever the checks find; the caller raises."""
     rows_per_block = max(1, BLOCK_ELEMENTS // c)
+    stride = n * c
     for b in prange((n + rows_per_block - 1) // rows_per_block):
         r0, r1 = _row_block(b, rows_per_block, n)
         e0, e1 = r0 * c, r1 * c
         length = e1 - e0
         mean, m2, neg_plogp = np.empty(length), np.empty(length), np.zeros(r1 - r0)
-        _advance_block(flat, n_pass, n * c, e0, 0, 0, True, flat, c, mean, m2, neg_plogp)
+        for g in range(0, n_pass, FOLD_EVERY):  # one group at a time: the same merges as all at once
+            k = min(FOLD_EVERY, n_pass - g)
+            if atol >= 0 and found[b, 0] == VALID:
+                _first_bad_row(flat, g, g + k, n, r0, r1, c, atol, found[b])
+            _advance_block(flat[g * stride :], k, stride, e0, g, 0, g + k >= n_pass, flat, c, mean, m2, neg_plogp)
         _finalize_block(
             n_pass, c, mean, m2, neg_plogp,
             mean_out[e0:e1], var_out[e0:e1], ent_out[r0:r1], exp_out[r0:r1], mi_out[r0:r1],
@@ -347,48 +410,19 @@ def streaming_finalize(  # type: ignore[no-untyped-def]
         )
 
 
-# Codes returned by first_invalid_row.
-VALID, NOT_FINITE, NEGATIVE, BAD_SUM = 0, 1, 2, 3
-
-
-@numba.njit(cache=True, fastmath={"reassoc"})
-def _row_sum_and_negatives(row):  # type: ignore[no-untyped-def]
-    """Float64 sum and count of negative entries; reassociation lets LLVM vectorise both
-    reductions while NaN and inf still propagate into the sum."""
-    total = 0.0
-    negatives = 0
-    for k in range(row.size):
-        p = np.float64(row[k])
-        total += p
-        negatives += p < 0.0
-    return total, negatives
-
-
 @numba.njit(parallel=True, cache=True)
 def first_invalid_row(flat, n_rows, c, atol):  # type: ignore[no-untyped-def]
     """(code, row, value) of the first row that is non-finite, has a negative entry, or
     does not sum to 1 within ``atol`` (row sums in float64); code VALID when none."""
     rows_per_block = max(1, BLOCK_ELEMENTS // c)
     n_blocks = (n_rows + rows_per_block - 1) // rows_per_block
-    codes = np.zeros(n_blocks, np.int64)
-    where = np.zeros(n_blocks, np.int64)
-    values = np.zeros(n_blocks)
+    found = np.zeros((n_blocks, 3))
     for b in prange(n_blocks):
         r0, r1 = _row_block(b, rows_per_block, n_rows)
-        for r in range(r0, r1):
-            row = flat[r * c : (r + 1) * c]
-            total, negatives = _row_sum_and_negatives(row)
-            if not math.isfinite(total):
-                codes[b], where[b], values[b] = NOT_FINITE, r, total
-            elif negatives:
-                codes[b], where[b], values[b] = NEGATIVE, r, row.min()
-            elif abs(total - 1.0) > atol:
-                codes[b], where[b], values[b] = BAD_SUM, r, total
-            if codes[b] != VALID:
-                break
+        _first_bad_row(flat, 0, 1, n_rows, r0, r1, c, atol, found[b])
     for b in range(n_blocks):
-        if codes[b] != VALID:
-            return codes[b], where[b], values[b]
+        if found[b, 0] != VALID:
+            return int(found[b, 0]), int(found[b, 1]), found[b, 2]
     return VALID, -1, 0.0
 
 
