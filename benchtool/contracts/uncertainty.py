@@ -123,24 +123,11 @@ class UncertaintyEstimator(ABC):
         """
         from benchtool import kernels
 
-        if self.task is None:
-            raise ContractViolation(self.name, "fit-before-predict", "predict called before fit_checked")
-        task = self.task
-        snapshot = ModelSnapshot.take(task.model)
-        x_original = x.detach().clone()
-        try:
-            with seeded(seed, task.device), torch.no_grad():
-                chunks = self._guarded_passes(x)
-                if task.info.task == "classification":
-                    result = self._reduce_classification(chunks, len(x), task.info.num_classes or 0, kernels)
-                else:
-                    result = self._reduce_regression(chunks, len(x), task.info.output_dim, kernels)
-        finally:
-            changed = _restore_if_changed(snapshot, task.model, self.name)
-        verify_untouched(self.name, x_original, x)
-        if changed is not None:
-            raise changed
-        return result
+        with self._plugin_call("predict", x, seed) as task:
+            chunks = self._guarded_passes(x)
+            if task.info.task == "classification":
+                return self._reduce_classification(chunks, len(x), task.info.num_classes or 0, kernels)
+            return self._reduce_regression(chunks, len(x), task.info.output_dim, kernels)
 
     @final
     def own_score(self, x: torch.Tensor, *, seed: int = 0) -> torch.Tensor | None:
@@ -149,19 +136,8 @@ class UncertaintyEstimator(ABC):
         the estimator declares no ``score_name``."""
         if type(self).score_name is None:
             return None
-        if self.task is None:
-            raise ContractViolation(self.name, "fit-before-predict", "own_score called before fit_checked")
-        task = self.task
-        snapshot = ModelSnapshot.take(task.model)
-        x_original = x.detach().clone()
-        try:
-            with seeded(seed, task.device), torch.no_grad(), guard(self.name, "estimators", "score"):
-                out = self.score(x)
-        finally:
-            changed = _restore_if_changed(snapshot, task.model, self.name)
-        verify_untouched(self.name, x_original, x)
-        if changed is not None:
-            raise changed
+        with self._plugin_call("own_score", x, seed) as task, guard(self.name, "estimators", "score"):
+            out = self.score(x)
         if not isinstance(out, torch.Tensor):
             raise ContractViolation(self.name, "output-type", f"score is {type(out).__name__}, expected a Tensor")
         if tuple(out.shape) != (len(x),):
@@ -173,6 +149,25 @@ class UncertaintyEstimator(ABC):
         if not torch.isfinite(out).all():
             raise ContractViolation(self.name, "output-finite", "score contains NaN or inf")
         return out
+
+    @contextmanager
+    def _plugin_call(self, what: str, x: torch.Tensor, seed: int) -> Iterator[EstimationTask]:
+        """The frame of a call that reads the fitted model: seeded, without gradients; the
+        model is restored if the plugin changed it (then ``model-unchanged`` is raised) and
+        ``x`` must come back untouched."""
+        if self.task is None:
+            raise ContractViolation(self.name, "fit-before-predict", f"{what} called before fit_checked")
+        task = self.task
+        snapshot = ModelSnapshot.take(task.model)
+        x_original = x.detach().clone()
+        try:
+            with seeded(seed, task.device), torch.no_grad():
+                yield task
+        finally:
+            changed = _restore_if_changed(snapshot, task.model, self.name)
+        verify_untouched(self.name, x_original, x)
+        if changed is not None:
+            raise changed
 
     def _guarded_passes(self, x: torch.Tensor) -> Iterator[Any]:
         """The plugin's chunks: ``sample`` and each ``next`` of a lazy iterator run under the
