@@ -223,8 +223,10 @@ def _scale_out(config: pytest.Config) -> tuple[str, Any]:
 def pytest_configure(config: pytest.Config) -> None:
     from benchtool.host import load_host
 
-    config.addinivalue_line("markers", "bt(**defaults): benchtool suite defaults per kind, e.g. models=[...], and "
-                                       "optional_datasets=[...] (used when their files are found)")
+    config.addinivalue_line("markers", "bt(**defaults): benchtool suite defaults per kind, e.g. models=[...], "
+                                       "optional_datasets=[...] (used when their files are found), cells=predicate "
+                                       "(kind -> name dict: which combinations run), and per budget "
+                                       "small=dict(...) / default=dict(...) / full=dict(...) over them")
     modules, blocked = _plugin_args(config)
     try:
         host = load_host(modules=modules, blocked=blocked)
@@ -350,11 +352,26 @@ def _dataset_header_lines(bench: BenchSession) -> list[str]:
 # --- parametrization ---------------------------------------------------------------
 
 
-def _suite_defaults(metafunc: pytest.Metafunc) -> dict[str, Any]:
+def _suite_defaults(metafunc: pytest.Metafunc, budget: str) -> dict[str, Any]:
+    """The suite's ``@pytest.mark.bt`` defaults for this run's budget: each marker's plain
+    values, then its entry for the budget (``small=dict(models=[...])``) over them; a marker
+    nearer the test (function over module) overrides a farther one."""
     defaults: dict[str, Any] = {}
     for marker in reversed(list(metafunc.definition.iter_markers("bt"))):
-        defaults.update(marker.kwargs)
+        defaults.update({k: v for k, v in marker.kwargs.items() if k not in BUDGETS})
+        defaults.update(marker.kwargs.get(budget, {}))
     return defaults
+
+
+def _suite_cells(bench: BenchSession, requested: list[KindSpec], defaults: dict[str, Any],
+                 combos: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The combinations the suite's ``cells`` predicate keeps (kind -> name; a budget's
+    smoke test pairs some plugins with some models only). Cells the user chose with a
+    ``--bt-<kind>`` option of one of the test's kinds are the whole product they asked for."""
+    keep = defaults.get("cells")
+    if keep is None or any(bench.config.filters.get(spec.kind) for spec in requested):
+        return combos
+    return [c for c in combos if keep(c)]
 
 
 def _candidates(bench: BenchSession, spec: KindSpec, defaults: dict[str, Any]) -> list[str]:
@@ -412,14 +429,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     # plugin kinds first, then model, then dataset: ids read "pgd-lenet-digits"
     requested.sort(key=lambda s: (s.fixture in MODEL_DATA_FIXTURES, s.fixture == "dataset"))
-    defaults = _suite_defaults(metafunc)
+    defaults = _suite_defaults(metafunc, bench.config.budget)
     try:
         pools = [_candidates(bench, spec, defaults) for spec in requested]
         combos = [
             dict(zip([s.kind for s in requested], values))
             for values in itertools.product(*pools)
         ]
-        combos = [c for c in combos if _compatible(bench, c)]
+        combos = _suite_cells(bench, requested, defaults, [c for c in combos if _compatible(bench, c)])
     except BenchtoolError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
     if hasattr(metafunc.config, "workerinput"):  # pytest-xdist: its controller collects nothing to check

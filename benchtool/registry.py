@@ -319,6 +319,7 @@ DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
     "estimators": (Declaration("declares-tasks", _check_tasks), Declaration("declares-defaults", _check_defaults)),
     "models": (Declaration("declares-tasks", _check_tasks),),
     "strategies": (Declaration("declares-defaults", _check_defaults),),
-    "loss_weightings": (Declaration("declares-defaults", _check_defaults),),
+    "loss_weightings": (Declaration("declares-defaults", _check_defaults),
+                        Declaration("declares-budget-overrides", _check_budget_overrides)),
     "target_functions": (Declaration("declares-domain", _check_domain), Declaration("declares-defaults", _check_defaults)),
 }

@@ -51,10 +51,18 @@ class LossWeighting(ABC):
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    # the cheaper settings a run of budget small / default uses (as Attack.budget_overrides)
+    budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, **hyperparams: Any) -> None:
+        self.explicit: dict[str, Any] = dict(hyperparams)
         self.params: dict[str, Any] = merge_hyperparams("loss weighting", self.name, self.defaults, hyperparams)
         self.tasks: tuple[TaskSpec, ...] = ()
+
+    def at_budget(self, budget: str) -> LossWeighting:
+        """A fresh scheme with this run budget's ``budget_overrides`` under the explicitly set
+        hyper-parameters (the declared defaults are the ``full`` budget)."""
+        return type(self)(**{**self.budget_overrides.get(budget, {}), **self.explicit})
 
     # --- what a plugin implements ---------------------------------------------------
 
