@@ -14,6 +14,11 @@ import torch
 from benchtool.errors import UsageError, choices_error
 
 BUDGETS = ("small", "default", "full")
+# torch's intra-op threads in every cell when --bt-torch-threads is not given, per budget; None:
+# torch's count in the process that starts the run. ``small`` runs digits-sized networks, where
+# a second thread costs more than it gives: on a 2-core CPU with other work beside it, training
+# lenet on digits took 1.8 s on one thread and 13-15 s on two (OpenMP waits for the busier core).
+BUDGET_TORCH_THREADS: dict[str, int | None] = {"small": 1, "default": None, "full": None}
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding takes no more; torch takes any of these
 EPS_EXAMPLE = "0,0.05,0.1"
 T = TypeVar("T")

@@ -16,7 +16,8 @@ of the bridge's feature modules, makes that so for every suite cell:
 - while the cell runs, :func:`benchtool.executors.cell_executor` is the run's executor, for
   plugins that fan out work (deep-ensemble members).
 
-The run's thread count is ``--bt-torch-threads`` or, without it, torch's count in the
+The run's thread count is ``--bt-torch-threads`` or, without it, the budget's
+(:data:`benchtool.config.BUDGET_TORCH_THREADS`: 1 at ``small``), else torch's count in the
 process that started the run: pytest-xdist workers (which the bridge gives a share of the
 cores) and Ray cell workers (where Ray sets ``OMP_NUM_THREADS=1``) compute each cell with the
 controller's count, so ``-n 2`` and Ray records equal a serial run's value for value.
@@ -114,17 +115,39 @@ def seed_globals(seed: int) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("benchtool", "benchtool benchmark harness")
     group.addoption("--bt-torch-threads", type=int, default=None, metavar="N",
-                    help="torch's intra-op threads in every cell, on every worker (default: torch's count in the "
-                         "process that starts the run); records depend on it")
+                    help="torch's intra-op threads in every cell, on every worker (default: 1 at budget small, "
+                         "else torch's count in the process that starts the run); records depend on it")
+
+
+def start_numba_threads() -> None:
+    """Start numba's OpenMP thread pool now, keeping torch's thread count. The pool's start
+    sets the OpenMP thread count that torch reads (to ``NUMBA_NUM_THREADS``, the CPU count by
+    default): left to the first parallel kernel, it changed torch's count inside whichever
+    cell called one (rule ``global-state-unchanged``) whenever the run's count differs."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - a dependency; nothing to start without it
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    numba.get_num_threads()  # launches the threading layer once per process
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    start_numba_threads()
     threads = config.getoption("--bt-torch-threads", None)
     if threads is not None and threads < 1:
         raise pytest.UsageError(f"--bt-torch-threads must be >= 1, got {threads}")
     workerinput = getattr(config, "workerinput", None) or {}
     if threads is None:
         threads = workerinput.get(WORKERINPUT_KEY)
+    if threads is None:  # the budget's own count (small: 1), where it has one
+        from benchtool.config import BUDGET_TORCH_THREADS
+
+        threads = BUDGET_TORCH_THREADS.get(str(config.getoption("--bt-budget", "default")))
     base = GlobalState.current()
     if threads is not None:
         base = GlobalState(**{**base.__dict__, "torch_threads": int(threads)})
