@@ -1,11 +1,13 @@
-"""The test examples the attack suites attack: a seeded subset, sized by the run budget."""
+"""The test examples and eps the attack suites attack: a seeded subset, sized by the run
+budget, and the eps sweep, thinned at ``small``."""
 
 from __future__ import annotations
 
 import torch
 
 from benchtool.config import RunConfig
-from benchtool.contracts.data import Split
+from benchtool.contracts.attack import eps_sweep
+from benchtool.contracts.data import DatasetInfo, Split
 
 
 def attack_subset(split: Split, config: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -19,3 +21,14 @@ def attack_subset(split: Split, config: RunConfig) -> tuple[torch.Tensor, torch.
 def attack_batch_size(config: RunConfig) -> int:
     """Examples per attack call: one call at ``small``, memory-safe batches otherwise."""
     return config.pick(small=256, default=500, full=500)
+
+
+def attack_eps(config: RunConfig, info: DatasetInfo, norm: str) -> list[float]:
+    """The eps an attack cell sweeps: ``--bt-eps`` when given, else the dataset's sweep for
+    ``norm`` (:func:`~benchtool.contracts.attack.eps_sweep`). The small budget, a smoke
+    test, keeps the sweep's first (0) and middle values: on digits Linf 0 and 0.1 (its
+    reference eps), L2 0 and 0.5."""
+    sweep = eps_sweep(config.eps, info, norm)  # type: ignore[arg-type]
+    if config.eps or config.budget != "small" or len(sweep) <= 2:
+        return sweep
+    return [sweep[0], sweep[len(sweep) // 2]]

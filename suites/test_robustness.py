@@ -1,5 +1,7 @@
 """Adversarial robustness: every attack x model x dataset x eps, measured by the harness.
 
+At ``--bt-budget small`` (a smoke test) the cells are every attack on lenet, fgsm on
+lenet-at, pgd and eot on lenet-randomized, on digits at eps 0 and the sweep's middle value.
 Per eps it records clean and robust accuracy, the attack success rate on originally
 correct points, mean and max perturbation norm, forward and gradient queries and wall time
 per example, plus a robust-accuracy-vs-eps curve per case. The figures are records; the
@@ -19,13 +21,27 @@ from benchtool.claims.core import count, value, values
 from benchtool.claims.stats import (
     Estimate, binomial_greater, n_for_proportion, n_for_two_proportions, two_proportions_greater,
 )
-from benchtool.contracts.attack import RobustnessReport, eps_sweep, evaluate
-from benchtool_suites._attack_inputs import attack_batch_size, attack_subset
+from benchtool.contracts.attack import RobustnessReport, evaluate
+from benchtool_suites._attack_inputs import attack_batch_size, attack_eps, attack_subset
 
 # lenet-at (adversarially trained) and lenet-randomized (input randomization) run once the zoo has them
 DEFENDED, RANDOMIZED = "lenet-at", "lenet-randomized"
+# The small budget is a smoke test: every attack on lenet, and on each pitfall model only the
+# attacks its claim reads (fgsm on the defended model, pgd and eot on the randomized one).
+SMALL_PAIRS = {DEFENDED: {"fgsm"}, RANDOMIZED: {"pgd", "eot"}}
+
+
+def small_cell(cell: dict[str, str]) -> bool:
+    """Whether a (attack, model, dataset) cell runs at ``--bt-budget small``; a cell of no
+    attack (test_pgd_not_weaker_than_fgsm) runs on lenet alone."""
+    model = cell.get("models")
+    return model not in SMALL_PAIRS or cell.get("attacks") in SMALL_PAIRS[model]
+
+
 pytestmark = pytest.mark.bt(models=["lenet", "mlp", DEFENDED, RANDOMIZED], datasets=["digits"],
-                            optional_datasets=["fashion-mnist"])  # where its files are found
+                            optional_datasets=["fashion-mnist"],  # where its files are found
+                            small=dict(models=["lenet", DEFENDED, RANDOMIZED], optional_datasets=[],
+                                       cells=small_cell))
 
 # PGD may trail FGSM by at most this many standard errors of a paired comparison (McNemar).
 PAIRED_Z = 3.0
@@ -164,7 +180,7 @@ def record_report(bt_record, report: RobustnessReport, **context: str) -> None:
 def test_robust_accuracy(attack, model, dataset, bt_config, bt_record):
     attack = attack.at_budget(bt_config.budget)
     x, y = attack_subset(dataset.test, bt_config)
-    eps_list = eps_sweep(bt_config.eps, dataset.info, attack.norm)
+    eps_list = attack_eps(bt_config, dataset.info, attack.norm)
     reports = evaluate(attack, model, x, y, eps_list, bounds=dataset.info.bounds, seed=bt_config.seed,
                        batch_size=attack_batch_size(bt_config))
     for report in reports:
@@ -184,7 +200,7 @@ def test_pgd_not_weaker_than_fgsm(model, dataset, bt_config, bt_host, bt_record)
     if missing:
         pytest.skip(f"attack(s) {sorted(missing)} not loaded")
     x, y = attack_subset(dataset.test, bt_config)
-    eps_list = [e for e in eps_sweep(bt_config.eps, dataset.info, "linf") if e > 0]
+    eps_list = [e for e in attack_eps(bt_config, dataset.info, "linf") if e > 0]
     runs = {
         name: evaluate(registry.create("attacks", name).at_budget(bt_config.budget), model, x, y, eps_list,
                        bounds=dataset.info.bounds, seed=bt_config.seed, batch_size=attack_batch_size(bt_config),

@@ -18,10 +18,10 @@ import torch
 from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
 from benchtool.claims.core import count, value, values
 from benchtool.claims.stats import n_for_two_proportions, two_proportions_greater
-from benchtool.contracts.attack import eps_sweep
-from benchtool_suites._attack_inputs import attack_subset
+from benchtool_suites._attack_inputs import attack_eps, attack_subset
 
-pytestmark = pytest.mark.bt(models=["lenet"], datasets=["digits"], optional_datasets=["fashion-mnist"])
+pytestmark = pytest.mark.bt(models=["lenet"], datasets=["digits"], optional_datasets=["fashion-mnist"],
+                            small=dict(optional_datasets=[]))  # small: digits only, one eps
 
 MIN_EFFECT = 0.05  # EOT "survives better" by at least this much survival rate
 
@@ -100,7 +100,7 @@ def test_survival_under_transformations(model, dataset, bt_config, bt_host, bt_r
         clean_correct = model(x).argmax(1) == y
     clean_right = ~wrong_under(model, x, y, transformations, draws, seed, bounds)
     bt_record("transformed_clean_accuracy", clean_right.float().mean().item(), kind="attacks", plugin="eot")
-    eps_list = [e for e in eps_sweep(bt_config.eps, dataset.info, "linf") if e > 0]
+    eps_list = [e for e in attack_eps(bt_config, dataset.info, "linf") if e > 0]
     for attack in (pgd, eot):
         survival = []
         outcomes = attack.sweep(model, x, y, eps_list, bounds=bounds, seed=bt_config.seed) if eps_list else []

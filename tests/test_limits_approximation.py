@@ -29,7 +29,7 @@ def test_builtin_target_conforms(plugin, check):
 def test_widths_and_grids_are_as_documented() -> None:
     assert WIDTHS == (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
     assert OUTSIDE_MARGIN == 0.5 and TOLERANCE == 0.05
-    assert [approximation_recipe(b).steps for b in ("small", "default", "full")] == [300, 1500, 6000]
+    assert [approximation_recipe(b).steps for b in ("small", "default", "full")] == [100, 1500, 6000]
     with pytest.raises(UsageError, match="huge"):
         approximation_recipe("huge")
 

@@ -28,7 +28,7 @@ def tiny_bundle(n: int = 48) -> DataBundle:
 def test_tasks_and_recipes_are_as_documented() -> None:
     assert [(t.name, t.kind) for t in TASKS] == [
         ("digit", "classification"), ("centre", "regression"), ("reconstruction", "regression")]
-    assert [multitask_recipe(b).epochs for b in ("small", "default", "full")] == [20, 60, 150]
+    assert [multitask_recipe(b).epochs for b in ("small", "default", "full")] == [10, 60, 150]
     assert multitask_recipe("default") == MultiTaskRecipe(epochs=60, batch_size=64, lr=1e-3)
     assert CENTRE_NOISE == 0.5
 

@@ -179,7 +179,7 @@ def test_deep_ensemble_size_comes_from_the_budget_or_the_parameter() -> None:
     task, _ = conformance_task("classification")
     default = DeepEnsemble()
     default.fit_checked(task)
-    assert len(default.members) == 3  # small budget
+    assert len(default.members) == 2  # small budget
     assert default.members[0] is task.model
     four = DeepEnsemble(members=4)
     four.fit_checked(task)

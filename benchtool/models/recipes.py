@@ -11,6 +11,9 @@ Families: ``digits`` (digits, digits-holdout), ``mnist`` (mnist, fashion-mnist),
 regression -> ``toy``; images of <= 256 values -> ``digits``, <= 1024 -> ``mnist``,
 larger -> ``svhn`` (shift augmentation only, no flips).
 
+``small`` is what the smoke test ``benchtool run --budget small`` trains: on the toy regression
+``mlp`` trains 50 epochs there, six networks of it per run (zoo, ensemble members, own heads).
+
 lenet on the mnist family trains 20 epochs at ``default``: 10 left it under-trained on
 Fashion-MNIST (0.888 test accuracy; 20 reach the >= 0.90 of uncertainty-baselines' LeNet-5).
 
@@ -74,7 +77,7 @@ RECIPES: dict[str, dict[str, Row]] = {
         "mnist": _row(2, 10, 30, batch_size=128, **_ADAM),
         "cifar10": _row(5, 20, 50, batch_size=128, **_ADAM),
         "svhn": _row(5, 20, 50, batch_size=128, **_ADAM),
-        "toy": _row(100, 300, 1000, batch_size=64, optimizer="adam", lr=3e-3, schedule="cosine"),
+        "toy": _row(50, 300, 1000, batch_size=64, optimizer="adam", lr=3e-3, schedule="cosine"),
     },
     "lenet": {
         "digits": _row(10, 30, 100, batch_size=32, optimizer="adam", lr=3e-3, schedule="cosine"),

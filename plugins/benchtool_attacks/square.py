@@ -34,7 +34,7 @@ class SquareAttack(Attack):
 
     Hyper-parameters (the paper): ``queries=10000`` per example, ``p_init=0.05`` (the
     fraction of pixels of the first squares; the paper uses 0.8 on the MNIST challenge).
-    Budget ``small`` uses 500 queries, ``default`` 5000.
+    Budget ``small`` (a smoke test) uses 200 queries, ``default`` 5000.
     """
 
     name: ClassVar[str] = "square"
@@ -42,7 +42,7 @@ class SquareAttack(Attack):
     needs_gradients: ClassVar[bool] = False
     supports_targeted: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {"queries": 10000, "p_init": 0.05}
-    budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {"small": {"queries": 500}, "default": {"queries": 5000}}
+    budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {"small": {"queries": 200}, "default": {"queries": 5000}}
 
     def __init__(self, **hyperparams: Any) -> None:
         super().__init__(**hyperparams)

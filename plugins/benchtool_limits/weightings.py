@@ -37,6 +37,8 @@ class FixedWeighting(LossWeighting):
 
     name: ClassVar[str] = "fixed"
     defaults: ClassVar[dict[str, Any]] = {"weights": None, "levels": (0.1, 1.0, 10.0, 100.0)}
+    # a 2 x 2 grid at small (a smoke test of the tuning): the full 4 x 4 grid is 16 trainings per seed
+    budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {"small": {"levels": (1.0, 10.0)}}
 
     def build(self, tasks: Sequence[TaskSpec], device: torch.device) -> None:
         weights = self.params["weights"]
