@@ -9,7 +9,8 @@
 Recipe (README "Speed regressions"): on main ``pytest benchmarks/ --benchmark-only
 --benchmark-autosave``; on a change ``pytest benchmarks/ --benchmark-only --benchmark-compare
 --benchmark-compare-fail=median:10%``; on a shared, noisy CI machine ``benchtool
-bench-compare origin/main .`` measures both revisions side by side in one job.
+bench-compare origin/main .`` measures both revisions side by side in one job; CI gates each
+commit against its parent that way (``.ci/run``; benchmarks/README.md, "The CI speed gate").
 """
 
 from __future__ import annotations
