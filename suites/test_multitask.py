@@ -116,8 +116,11 @@ def test_multitask(loss_weighting: LossWeighting, dataset: DataBundle, bt_config
 
     candidates = []
     for variant in loss_weighting.variants(TASKS):
-        runs = [train_multitask(scheme(**{**loss_weighting.params, **variant}), problem, recipe, seed=seed,
-                                device=device) for seed in seeds]
+        if scheme is EqualWeighting:  # the baselines are these very runs (training is seeded): not twice
+            runs = baselines
+        else:
+            runs = [train_multitask(scheme(**{**loss_weighting.params, **variant}), problem, recipe, seed=seed,
+                                    device=device) for seed in seeds]
         candidates.append((mean_delta(runs, baselines, "val"), runs))
         if len(loss_weighting.variants(TASKS)) > 1:
             params = {"setting": "grid", **readable(variant)}
