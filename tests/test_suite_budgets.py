@@ -140,10 +140,12 @@ def test_default_runs_every_plugin_on_every_suite_model(
     assert tests["test_memorization"] == 2
 
 
-def test_small_thins_the_eps_sweep_to_zero_and_its_middle() -> None:
+def test_small_thins_the_eps_sweep_to_zero_and_the_eps_the_claims_read() -> None:
     digits = DatasetInfo("digits", "classification", (1, 8, 8), 10, (0.0, 1.0))
-    assert attack_eps(RunConfig(budget="small"), digits, "linf") == [0.0, 0.1]
-    assert attack_eps(RunConfig(budget="small"), digits, "l2") == [0.0, 0.5]
+    assert attack_eps(RunConfig(budget="small"), digits, "linf") == [0.0, 0.2]  # the largest <= 0.25
+    assert attack_eps(RunConfig(budget="small"), digits, "l2") == [0.0, 0.5]  # the sweep's middle
+    cifar = DatasetInfo("cifar10", "classification", (3, 32, 32), 10, (0.0, 1.0))
+    assert attack_eps(RunConfig(budget="small"), cifar, "linf") == [0.0, 8 / 255]
     assert attack_eps(RunConfig(budget="default"), digits, "linf") == [0.0, 0.05, 0.1, 0.2, 0.3]
     assert attack_eps(RunConfig(budget="small", eps=[0.0, 0.05, 0.3]), digits, "linf") == [0.0, 0.05, 0.3]
 
