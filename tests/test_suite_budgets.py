@@ -96,8 +96,14 @@ def test_small_computes_on_one_torch_thread_unless_told(tmp_path: Path, monkeypa
         assert code == 0
         return {r["value"] for r in json.loads(out.read_text()) if r["metric"] == "threads"}
 
-    assert threads("--bt-budget", "small") == {1}
-    assert threads("--bt-budget", "small", "--bt-torch-threads", "2") == {2}
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert threads("--bt-budget", "small") == {1}
+        assert threads("--bt-budget", "small", "--bt-torch-threads", "2") == {2}
+    finally:  # the runs were in this process: leave its thread count as it was
+        torch.set_num_threads(before)
 
 
 # --- the bundled suites ----------------------------------------------------------------------
