@@ -73,11 +73,9 @@ class CpuBackend:
         :func:`benchtool.kernels._cpu.fused_predictive`); the error is raised after it."""
         t, n, c = probs.shape
         outs = _outputs(kind, n, c)
-        rows_per_block = max(1, _cpu.BLOCK_ELEMENTS // c)
-        found = np.zeros(((n + rows_per_block - 1) // rows_per_block, 3))
         atol = ROW_SUM_ATOL if validate else -1.0
         with _cpu.threads_for(probs.size):
-            _cpu.fused_predictive(probs.reshape(-1), t, n, c, atol, found, *(o.reshape(-1) for o in outs))
+            found = _cpu.fused_predictive(probs.reshape(-1), t, n, c, atol, *(o.reshape(-1) for o in outs))
         bad = found[found[:, 0] != _cpu.VALID]
         if len(bad):
             code, row, value = bad[np.argmin(bad[:, 1])]

@@ -343,17 +343,19 @@ def _first_bad_row(flat, t0, t1, n, r0, r1, c, atol, found):  # type: ignore[no-
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def fused_predictive(  # type: ignore[no-untyped-def]
-    flat, n_pass, n, c, atol, found, mean_out, var_out, ent_out, exp_out, mi_out
+    flat, n_pass, n, c, atol, mean_out, var_out, ent_out, exp_out, mi_out
 ):
     """All five statistics of ``probs[T, N, C]`` in one read of the input.
 
     With ``atol >= 0`` it also validates what it reads: each block checks a group's passes
-    (:func:`_first_bad_row`) just before merging them, while they are in cache, and writes
-    its first bad (pass, row) to ``found[block]`` (code, T*N-index, value; code VALID when
-    none). The statistics are computed whatever the checks find; the caller raises."""
+    (:func:`_first_bad_row`) just before merging them, while they are in cache. Returns each
+    block's first bad (pass, row) as a row of (code, T*N-index, value), code VALID when none.
+    The statistics are computed whatever the checks find; the caller raises."""
     rows_per_block = max(1, BLOCK_ELEMENTS // c)
     stride = n * c
-    for b in prange((n + rows_per_block - 1) // rows_per_block):
+    n_blocks = (n + rows_per_block - 1) // rows_per_block
+    found = np.zeros((n_blocks, 3))
+    for b in prange(n_blocks):
         r0, r1 = _row_block(b, rows_per_block, n)
         e0, e1 = r0 * c, r1 * c
         length = e1 - e0
@@ -367,6 +369,7 @@ def fused_predictive(  # type: ignore[no-untyped-def]
             n_pass, c, mean, m2, neg_plogp,
             mean_out[e0:e1], var_out[e0:e1], ent_out[r0:r1], exp_out[r0:r1], mi_out[r0:r1],
         )
+    return found
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
