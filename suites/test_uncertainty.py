@@ -26,6 +26,7 @@ from benchtool.claims.core import value, values
 from benchtool.claims.stats import auroc_greater, n_for_auroc
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
+from benchtool.models.trained import ensemble_member
 from benchtool.kernels import calibration_bins
 from benchtool.kernels._arrays import host as host_array
 
@@ -87,7 +88,7 @@ CLAIMS = [
 
 
 def estimation_task(
-    bundle: DataBundle, model: torch.nn.Module, model_name: str, bt_config: Any, bt_host: Any, bt_models: Any
+    bundle: DataBundle, model: torch.nn.Module, model_name: str, bt_config: Any, bt_host: Any
 ) -> EstimationTask:
     """What an estimator may fit on: the train and validation splits, never the test split."""
     spec = bt_host.registry.create("models", model_name)
@@ -99,15 +100,15 @@ def estimation_task(
 
     return EstimationTask(
         info=info, train=bundle.train, val=bundle.val, model=model, model_name=model_name,
-        train_member=lambda seed: bt_models(model_name, info.name, seed=seed),
+        train_member=partial(ensemble_member, spec, bundle, budget=bt_config.budget, device=bt_config.device),
         device=bt_config.device, seed=bt_config.seed, num_samples=bt_config.pick(**NUM_SAMPLES),
         budget=bt_config.budget, build_network=build_network, recipe=spec.recipe(info, bt_config.budget),
     )
 
 
 def fitted(estimator: UncertaintyEstimator, dataset: DataBundle, model: Any, bt_case: Any, bt_config: Any,
-           bt_host: Any, bt_models: Any) -> UncertaintyEstimator:
-    estimator.fit_checked(estimation_task(dataset, model, bt_case.model, bt_config, bt_host, bt_models))
+           bt_host: Any) -> UncertaintyEstimator:
+    estimator.fit_checked(estimation_task(dataset, model, bt_case.model, bt_config, bt_host))
     return estimator
 
 
@@ -152,9 +153,9 @@ def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, param
 
 
 @pytest.mark.bt(models=["lenet"], datasets=["digits-holdout"])
-def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host, bt_models,
+def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host,
                                     bt_record) -> None:
-    fitted(estimator, dataset, model, bt_case, bt_config, bt_host, bt_models)
+    fitted(estimator, dataset, model, bt_case, bt_config, bt_host)
     stats = predict(estimator, dataset.test, bt_config)
     probs, labels = host(stats.mean), host(dataset.test.y).astype(np.int64)
     assert probs.shape == (len(labels), dataset.info.num_classes)
@@ -185,9 +186,9 @@ def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_confi
 
 
 @pytest.mark.bt(models=["mlp"], datasets=["toy-regression"])
-def test_regression_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host, bt_models,
+def test_regression_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host,
                                 bt_record) -> None:
-    fitted(estimator, dataset, model, bt_case, bt_config, bt_host, bt_models)
+    fitted(estimator, dataset, model, bt_case, bt_config, bt_host)
     inside = record_regression(bt_record, predict(estimator, dataset.test, bt_config), dataset.test, {})
     for name, split in sorted(dataset.ood.items()):
         outside = record_regression(bt_record, predict(estimator, split, bt_config), split, {"ood": name})

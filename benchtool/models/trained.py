@@ -136,3 +136,14 @@ def trained_model(
         if cached:
             cache.save(path, key, model)
         return model.eval()
+
+
+def ensemble_member(spec: ModelSpec, bundle: DataBundle, seed: int, *, budget: str,
+                    device: torch.device | str) -> nn.Module:
+    """``spec`` trained on ``bundle`` with ``seed``, on the device an executor assigned to the
+    call (else ``device``): a module function, so an executor can pickle
+    ``functools.partial(ensemble_member, spec, bundle, budget=..., device=...)`` and run it in
+    another process. The checkpoint cache makes it the same network wherever it runs."""
+    from benchtool.executors import task_device  # here: executors import the models package
+
+    return trained_model(spec, bundle, seed=seed, budget=budget, device=task_device(device), cache_dir=None)
