@@ -1,13 +1,15 @@
 """Every bundled suite records the same values wherever and however its cells run.
 
-Covered (``--bt-budget small --bt-device cpu``, a few cheap cells per suite, chosen for CI
-cost): robustness ``test_robust_accuracy[fgsm-lenet-digits]``; uncertainty
-``test_regression_uncertainty[mc-dropout|deep-ensemble-mlp-toy-regression]`` (the ensemble
-trains its members through the run's executor); nas ``test_search_on_table[random-search-...]``
+Covered (``--bt-budget small --bt-device cpu``), one or two cells of every bundled suite,
+chosen for CI cost: robustness ``test_robust_accuracy[fgsm-lenet-digits]``; transformations
+``test_survival_under_transformations[lenet-digits]``; generalization
+``test_memorization[mlp-digits]``; approximation ``test_error_vs_width[abs]``; uncertainty
+``test_regression_uncertainty[mc-dropout|deep-ensemble-mlp-toy-regression]`` and
+``test_classification_uncertainty[deep-ensemble-lenet-digits-holdout]`` (both ensembles train
+their members through the run's executor); nas ``test_search_on_table[random-search-...]``
 and ``test_search_with_training`` (its children trained through the run's executor, two in
-flight); multitask ``test_multitask[equal-digits]``. Not covered here, for their cost at
-small budget (20-60 s a cell on 2 cores): generalization, approximation, transformations —
-they run through the same per-cell harness (:mod:`benchtool.reproducibility`).
+flight); multitask ``test_multitask[equal-digits]``. ``BENCHTOOL_REPRO_ALL=1`` runs the same
+comparisons on every cell of every bundled suite at small instead (a longer run).
 
 The same cells, compared record by record, value for value: the whole selection in one
 process (cold checkpoint cache); each cell alone (``-k``); the cells in reverse order
@@ -30,13 +32,15 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
-
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = {
     "robustness": ["test_robust_accuracy[fgsm-lenet-digits]"],  # small's robustness model
+    "transformations": ["test_survival_under_transformations[lenet-digits]"],
+    "generalization": ["test_memorization[mlp-digits]"],
+    "approximation": ["test_error_vs_width[abs]"],
     "uncertainty": ["test_regression_uncertainty[mc-dropout-mlp-toy-regression]",
-                    "test_regression_uncertainty[deep-ensemble-mlp-toy-regression]"],
+                    "test_regression_uncertainty[deep-ensemble-mlp-toy-regression]",
+                    "test_classification_uncertainty[deep-ensemble-lenet-digits-holdout]"],
     "nas": ["test_search_on_table[random-search-conv-chain-small]",
             "test_search_with_training[random-search-conv-chain-digits]"],
     "multitask": ["test_multitask[equal-digits]"],
@@ -44,11 +48,26 @@ CELLS = {
 TIMING_UNITS = {"s", "s per example"}
 
 
+ALL_CELLS_ENV = "BENCHTOOL_REPRO_ALL"  # set to 1: every cell of every bundled suite at small, not CELLS
+
+
+def _collect_small() -> list[str]:
+    """The node id of every cell of the bundled suites at ``--bt-budget small`` that records
+    figures (not ``test_plugins.py``'s load checks, one per plugin loaded, ``store`` among them)."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "suites", "--collect-only", "-q", "--bt-budget", "small",
+                           "--bt-device", "cpu", "-p", "no:cacheprovider"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "BENCHTOOL_SYSTEM_DATA": ""})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return [line.strip() for line in done.stdout.splitlines() if "::" in line and "test_plugins.py" not in line]
+
+
+NODES = (_collect_small() if os.environ.get(ALL_CELLS_ENV) == "1"
+         else [f"suites/test_{suite}.py::{cell}" for suite, names in CELLS.items() for cell in names])
+ALL = [node.split("::", 1)[1] for node in NODES]
+
+
 def _selector(cells: list[str]) -> list[str]:
-    return [f"suites/test_{suite}.py::{cell}" for suite, names in CELLS.items() for cell in names if cell in cells]
-
-
-ALL = [cell for names in CELLS.values() for cell in names]
+    return [node for node, cell in zip(NODES, ALL) if cell in cells]
 
 
 def _run(tmp: Path, name: str, cells: list[str], *args: str, env: dict[str, str] | None = None) -> list[dict]:
@@ -63,13 +82,14 @@ def _run(tmp: Path, name: str, cells: list[str], *args: str, env: dict[str, str]
     return json.loads(out.read_text())
 
 
-def _values(records: list[dict]) -> dict[tuple[str, str, str], str]:
-    """(case, metric, params) -> the record's figures, timings and claim verdicts left out."""
+def _values(records: list[dict]) -> dict[tuple[str, str, str, str], str]:
+    """(case, plugin, metric, params) -> the record's figures, timings and claim verdicts left out
+    (a cell may record one metric per plugin: transformations, per attack)."""
     kept = {}
     for record in records:
         if record["unit"] in TIMING_UNITS or record["case"].startswith("claim["):
             continue
-        key = (record["case"], record["metric"], json.dumps(record["params"], sort_keys=True))
+        key = (record["case"], record["plugin"], record["metric"], json.dumps(record["params"], sort_keys=True))
         assert key not in kept, f"two records {key}"
         kept[key] = json.dumps({k: record.get(k) for k in ("value", "series", "seed", "plugin", "model", "dataset")},
                                sort_keys=True)
@@ -80,7 +100,7 @@ def _values(records: list[dict]) -> dict[tuple[str, str, str], str]:
 def whole(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("repro")
     records = _values(_run(tmp, "whole", ALL))
-    assert {case for case, _, _ in records} == set(ALL)
+    assert {case for case, *_ in records} == set(ALL)
     return tmp, records
 
 
@@ -123,8 +143,9 @@ def test_ray_spreads_trials_and_members_and_records_what_the_whole_run_records(w
     assert not _differences(expected, got)
     tasks = [line.split() for line in log.read_text().splitlines()]
     trials = [(pid, task) for pid, task, fn in tasks if fn == "TrainingEvaluator.evaluate"]
-    members = [(pid, task) for pid, task, fn in tasks if fn == "_gaussian_member"]
-    assert len(trials) == 2 and len(members) == 2, tasks  # deep-ensemble: 2 members at small
+    members = [(pid, task) for pid, task, fn in tasks if fn in ("_gaussian_member", "ensemble_member")]
+    # deep-ensemble, 2 members at small: both regression members; the classifier's second (its first is the model)
+    assert len(trials) == 2 and len(members) == 3, tasks
     assert all(task != "local" for _, task in trials + members), "trials and members should be Ray tasks"
     assert all(int(pid) != os.getpid() for pid, _ in trials + members)
     assert len({pid for pid, _ in trials + members}) >= 2, f"all on one worker: {tasks}"
