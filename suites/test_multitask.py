@@ -11,9 +11,9 @@ seed, as a hand-tuned baseline would be (its grid: 4 x 4 weight levels, 2 x 2 at
 Per scheme: each task's test metric (digit accuracy, centre RMSE in pixels, reconstruction
 RMSE), Delta_m against equal weights (Maninis et al. 2019; percent, higher is better), the
 final weight of each task and, for uncertainty weighting, the learned sigma_i; curves of
-the weights (and sigmas) over training. For a grid: every setting's validation and test
-Delta_m and the best test Delta_m of the grid (an oracle no hand-tuner has), all over the tuning seeds. The claim:
-uncertainty's Delta_m >= the tuned fixed weighting's, and > 0 (equal's is 0).
+the weights (and sigmas) over training. For a grid, over its tuning seeds: every setting's
+validation and test Delta_m and the best test Delta_m of the grid (an oracle no hand-tuner
+has). The claim: uncertainty's Delta_m >= the tuned fixed weighting's, and > 0 (equal's is 0).
 """
 
 from __future__ import annotations

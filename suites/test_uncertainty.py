@@ -26,9 +26,9 @@ from benchtool.claims.core import value, values
 from benchtool.claims.stats import auroc_greater, n_for_auroc
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
-from benchtool.models.trained import ensemble_member
 from benchtool.kernels import calibration_bins
 from benchtool.kernels._arrays import host as host_array
+from benchtool.models.trained import ensemble_member
 
 NUM_SAMPLES = {"small": 10, "default": 30, "full": 100}  # T stochastic passes per budget
 ZERO_MI = 1e-6  # below this everywhere, an estimator has no epistemic part (T = 1)
