@@ -32,8 +32,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # not in CI yet: see README, Reproducibility
-
 ROOT = Path(__file__).resolve().parents[1]
 CELLS = {
     "robustness": ["test_robust_accuracy[fgsm-lenet-digits]"],  # small's robustness model
