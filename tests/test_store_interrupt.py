@@ -40,6 +40,15 @@ def run_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+# A user's Ctrl-C reaches a process whose SIGINT has its default action. A test process
+# started in the background by a non-interactive shell (``pytest ... &``, as CI scripts do)
+# has SIGINT ignored, and an ignored signal stays ignored across exec: Python would then never
+# raise KeyboardInterrupt. So the Ctrl-C test starts benchtool through this, which restores it.
+WITH_DEFAULT_SIGINT = [sys.executable, "-c",
+                       "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                       "os.execvp(sys.argv[1], sys.argv[1:])"]
+
+
 def run_args(workdir: Path, plugin: str = "tiny_strong") -> list[str]:
     return [*benchtool_command(), "run", str(workdir / "test_tiny.py"), "-p", plugin, "--device", "cpu",
             "--store", str(workdir / "results.db")]
@@ -55,7 +64,7 @@ def test_ctrl_c_keeps_finished_cases_and_resume_runs_only_the_rest(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     marker = workdir / "inside-case-2"
-    proc = subprocess.Popen(run_args(workdir), cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([*WITH_DEFAULT_SIGINT, *run_args(workdir)], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=run_env(TINY_INTERRUPT_AT="2", TINY_MARKER=str(marker)))
     deadline = time.monotonic() + 240
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
