@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchtool.contracts._guard import guard
-from benchtool.contracts._params import merge_hyperparams
+from benchtool.contracts._params import BudgetedHyperParams
 from benchtool.contracts._state import ModelSnapshot
 from benchtool.contracts.data import DatasetInfo
 from benchtool.errors import ContractViolation
@@ -140,7 +140,7 @@ def output_violations(
     return found
 
 
-class Attack(ABC):
+class Attack(BudgetedHyperParams, ABC):
     """An adversarial attack. Subclasses declare their threat model and implement ``perturb``.
 
     Hyper-parameters are declared in ``defaults`` (values from the method's paper) and can
@@ -148,21 +148,10 @@ class Attack(ABC):
     names the (documented) cheaper settings a run of budget ``small`` or ``default`` uses.
     """
 
-    name: ClassVar[str]
+    kind_label: ClassVar[str] = "attack"
     norm: ClassVar[Norm]
     needs_gradients: ClassVar[bool] = True
     supports_targeted: ClassVar[bool] = False
-    defaults: ClassVar[dict[str, Any]] = {}
-    budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
-
-    def __init__(self, **hyperparams: Any) -> None:
-        self.explicit: dict[str, Any] = dict(hyperparams)
-        self.params: dict[str, Any] = merge_hyperparams("attack", self.name, self.defaults, hyperparams)
-
-    def at_budget(self, budget: str) -> Attack:
-        """A fresh attack with this run budget's ``budget_overrides`` under the explicitly set
-        hyper-parameters (the paper's defaults are the ``full`` budget)."""
-        return type(self)(**{**self.budget_overrides.get(budget, {}), **self.explicit})
 
     @abstractmethod
     def perturb(

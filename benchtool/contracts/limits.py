@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal, final
 import torch
 
 from benchtool.contracts._guard import guard
-from benchtool.contracts._params import merge_hyperparams
+from benchtool.contracts._params import BudgetedHyperParams, merge_hyperparams
 from benchtool.contracts._state import verify_untouched
 from benchtool.errors import ContractViolation
 
@@ -36,7 +36,7 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: kind {self.kind!r} is not one of {TASK_KINDS}")
 
 
-class LossWeighting(ABC):
+class LossWeighting(BudgetedHyperParams, ABC):
     """A multi-task loss-weighting scheme: turns the vector of per-task losses into the one
     scalar the optimizer minimizes.
 
@@ -49,20 +49,11 @@ class LossWeighting(ABC):
     network's.
     """
 
-    name: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {}
-    # the cheaper settings a run of budget small / default uses (as Attack.budget_overrides)
-    budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {}
+    kind_label: ClassVar[str] = "loss weighting"
 
     def __init__(self, **hyperparams: Any) -> None:
-        self.explicit: dict[str, Any] = dict(hyperparams)
-        self.params: dict[str, Any] = merge_hyperparams("loss weighting", self.name, self.defaults, hyperparams)
+        super().__init__(**hyperparams)
         self.tasks: tuple[TaskSpec, ...] = ()
-
-    def at_budget(self, budget: str) -> LossWeighting:
-        """A fresh scheme with this run budget's ``budget_overrides`` under the explicitly set
-        hyper-parameters (the declared defaults are the ``full`` budget)."""
-        return type(self)(**{**self.budget_overrides.get(budget, {}), **self.explicit})
 
     # --- what a plugin implements ---------------------------------------------------
 
