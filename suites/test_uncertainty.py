@@ -4,10 +4,13 @@ Classification (digits with held-out classes by default): accuracy, NLL, Brier, 
 (15 bins, top-label), AURC and E-AURC (selective prediction), and per OOD set the AUROC
 and FPR at 95% TPR of three scores (1 - max prob, predictive entropy, mutual information;
 OOD is the positive class), mean MI in and out of distribution, and accuracy/NLL/ECE on
-the sets that keep their labels (rotations, corruptions). Regression (the 1-D toy with a
-gap): Gaussian NLL, RMSE, 90% interval coverage, and epistemic variance inside the data vs
-in the gap. Reliability diagrams and the regression band (mean +- 2 sigma on a grid) are
-recorded as series.
+the sets that keep their labels (rotations, corruptions). Shift intensities (Ovadia et al.
+2019): accuracy, NLL, Brier and ECE per MNIST-C corruption (Mu & Gilmer 2019) and intensity
+1-5 (params ``shift`` and ``intensity``; the report's box plots of Ovadia's Figure 2), and the
+same four against rotation (0-180 degrees) and translation (pixels rolled) as curves.
+Regression (the 1-D toy with a gap): Gaussian NLL, RMSE, 90% interval coverage, and
+epistemic variance inside the data vs in the gap. Reliability diagrams and the regression
+band (mean +- 2 sigma on a grid) are recorded as series.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from benchtool.claims.core import value, values
 from benchtool.claims.stats import auroc_greater, n_for_auroc
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
+from benchtool.data.shift import corrupted_test_sets, rotation_sets, translation_sets
 from benchtool.kernels import calibration_bins
 from benchtool.kernels._arrays import host as host_array
 from benchtool.models.trained import ensemble_member
@@ -35,6 +39,10 @@ ZERO_MI = 1e-6  # below this everywhere, an estimator has no epistemic part (T =
 BAND_POINTS = 200
 CURVE_POINTS = 100  # risk-coverage curves are thinned to this many points
 host = partial(host_array, dtype=np.float64)  # predictions and targets as float64 NumPy
+# shift intensities: the shifted sets are built from the first this many test examples (None: all)
+SHIFT_EXAMPLES = {"small": 100, "default": 1000, "full": None}
+SHIFT_METRICS = ("accuracy", "nll", "brier", "ece")
+SHIFT_SERIES = ("rotation", "translation")  # Ovadia et al. 2019's curves: x in degrees, pixels
 
 pytestmark = pytest.mark.bt(
     estimators=["softmax", "mc-dropout", "deep-ensemble", "temperature-scaling", "laplace-last-layer",
@@ -183,6 +191,51 @@ def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_confi
         ood_labels = host(split.y).astype(np.int64)
         if (ood_labels >= 0).all():  # a covariate shift of in-distribution classes
             record_labelled(bt_record, host(ood_stats.mean), ood_labels, params)
+    if len(dataset.info.input_shape) == 3:
+        record_shift_intensities(bt_record, estimator, dataset, bt_config)
+
+
+def shift_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, NLL, Brier and ECE (the :data:`SHIFT_METRICS`) of predictions on one set."""
+    confidence, correct = metrics.top_label(probs, labels)
+    return {"accuracy": float(correct.mean()), "nll": metrics.nll(probs, labels),
+            "brier": metrics.brier(probs, labels),
+            "ece": metrics.ece_from_bins(calibration_bins(confidence, correct))}
+
+
+def predict_sets(estimator: UncertaintyEstimator, splits: list[Split], bt_config: Any) -> list[dict[str, float]]:
+    """:func:`shift_metrics` of each split, from one prediction on all of them together."""
+    joined = Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
+    probs, labels = host(predict(estimator, joined, bt_config).mean), host(joined.y).astype(np.int64)
+    ends = np.cumsum([len(s) for s in splits])
+    return [shift_metrics(probs[end - len(s):end], labels[end - len(s):end]) for s, end in zip(splits, ends)]
+
+
+def record_shift_intensities(bt_record: Any, estimator: UncertaintyEstimator, dataset: DataBundle,
+                             bt_config: Any) -> None:
+    """Ovadia et al. 2019 on the first :data:`SHIFT_EXAMPLES` test examples: the four
+    :data:`SHIFT_METRICS` per MNIST-C corruption and intensity (Mu & Gilmer 2019,
+    ``benchtool.data.shift.CORRUPTIONS``), and as curves against rotation and translation."""
+    n = bt_config.pick(**SHIFT_EXAMPLES)
+    test = dataset.test if n is None else Split(dataset.test.x[:n], dataset.test.y[:n])
+    corrupted = list(corrupted_test_sets(dataset.info, test, bt_config.seed))
+    series = {"rotation": list(rotation_sets(dataset.info, test)), "translation": list(translation_sets(test))}
+    splits = [s for *_, s in corrupted] + [s for axis in SHIFT_SERIES for _, s in series[axis]]
+    results = iter(predict_sets(estimator, splits, bt_config))
+    for name, intensity, _ in corrupted:
+        found = next(results)
+        for metric in SHIFT_METRICS:
+            bt_record(metric, found[metric], params={"shift": name, "intensity": intensity})
+    for name in sorted({name for name, *_ in corrupted}):
+        bt_record("examples", len(test), "examples", params={"shift": name})
+    for axis in SHIFT_SERIES:
+        xs = np.array([x for x, _ in series[axis]], dtype=float)
+        found_series = [next(results) for _ in xs]
+        bt_record("examples", len(test), "examples", params={"shift": axis})
+        for metric in SHIFT_METRICS:
+            bt_record.series(f"{metric}_vs_{axis}", xs, [found[metric] for found in found_series],
+                             x_label="degrees rotated" if axis == "rotation" else "pixels translated",
+                             y_label=metric, params={"shift": axis})
 
 
 @pytest.mark.bt(models=["mlp"], datasets=["toy-regression"])

@@ -19,7 +19,7 @@ import pytest
 
 from benchtool.cli import main
 from benchtool.report.chromium import check_rendering, find_chromium, screenshot
-from benchtool.report.figures import series_plans, sweep_plans
+from benchtool.report.figures import series_plans, shift_box_plans, sweep_plans
 from benchtool.report.html import render_report
 from benchtool.results import CaseResult, Record
 from benchtool.store.db import ResultStore
@@ -30,8 +30,9 @@ EXPECTED_FIGURES = {
     "robustness: robust_accuracy", "robustness: survival", "uncertainty: reliability",
     "uncertainty: ood_score_histogram", "uncertainty: regression_mean", "nas: regret",
     "generalization: train_accuracy", "generalization: test_accuracy", "approximation: rms_error",
-    "multitask: task_weight",
+    "multitask: task_weight", "uncertainty: accuracy_vs_rotation", "uncertainty: shift_intensity (lenet / digits)",
 }
+SHIFTS = ("fog", "rotate", "shot-noise")  # the synthetic run's corruptions, at intensities 1-5
 
 
 def _record(suite: str, case: str, kind: str, plugin: str, metric: str, value: float | None = None, *,
@@ -75,7 +76,19 @@ def synthetic_cases(shift: float = 0.0) -> list[CaseResult]:
             _record("uncertainty", name, "estimators", estimator, "ood_auroc", 0.6 + 0.3 * sharp, model="lenet"),
             _record("uncertainty", name, "estimators", estimator, "reliability", x=centres,
                     y=centres ** (1 / sharp), x_label="confidence", y_label="accuracy", model="lenet"),
+            _record("uncertainty", name, "estimators", estimator, "accuracy", 0.9 + 0.1 * sharp, model="lenet"),
+            _record("uncertainty", name, "estimators", estimator, "accuracy_vs_rotation", x=range(0, 181, 15),
+                    y=[0.2 + 0.8 * sharp * math.cos(math.radians(d)) ** 2 for d in range(0, 181, 15)],
+                    params={"shift": "rotation"}, x_label="degrees rotated", y_label="accuracy", model="lenet"),
         ]
+        for i, corruption in enumerate(SHIFTS):  # Ovadia's Figure 2: a box over SHIFTS per intensity
+            for level in range(1, 6):
+                records += [
+                    _record("uncertainty", name, "estimators", estimator, "accuracy", sharp - 0.1 * level - 0.05 * i,
+                            model="lenet", params={"shift": corruption, "intensity": level}),
+                    _record("uncertainty", name, "estimators", estimator, "ece", 0.02 * level * (2 - sharp) + 0.01 * i,
+                            model="lenet", params={"shift": corruption, "intensity": level}),
+                ]
         for split, mean in (("in", 0.3), ("out", 0.3 + 0.6 * sharp)):
             density = np.exp(-((centres - mean) ** 2) / 0.02)
             records.append(_record("uncertainty", name, "estimators", estimator, "ood_score_histogram",
@@ -192,6 +205,27 @@ def test_layouts_pick_sweeps_bands_and_seed_intervals(report_store: Path) -> Non
     assert width.x_label == "width"
     assert sorted(line.label for line in width.panels[""].lines["run-base"]) == [
         "abs region=inside", "abs region=outside", "sine region=inside", "sine region=outside"]
+
+
+def test_shift_intensities_are_boxes_per_intensity_and_estimator(report_store: Path, base_html: str,
+                                                                 compare_html: str) -> None:
+    """Ovadia et al. 2019's Figure 2: per intensity (and the clean test value first) a box over
+    the corruptions for each estimator; the shift cells make no sweep figure of their own."""
+    records = load_result_set("run-base", report_store).records
+    (plan,) = shift_box_plans([("run-base", records)])
+    assert (plan.suite, plan.panel) == ("uncertainty", "lenet / digits")
+    assert plan.groups == ["test", "1", "2", "3", "4", "5"] and plan.corruptions == sorted(SHIFTS)
+    assert list(plan.metrics) == ["accuracy", "ece"]  # the SHIFT_BOX_METRICS recorded, in their order
+    boxes = plan.metrics["accuracy"]["run-base"]
+    assert sorted(boxes) == ["deep-ensemble", "mc-dropout", "softmax"]
+    assert plan.box_count("accuracy", "run-base") == plan.box_count("ece", "run-base") == 3 * 6
+    assert sorted(boxes["softmax"]["2"]) == pytest.approx([0.7 - 0.2 - 0.05 * i for i in (2, 1, 0)])
+    assert boxes["softmax"]["test"] == pytest.approx([0.97])  # the clean record of the same cell
+    assert "uncertainty: accuracy" not in _titles(base_html)  # not swept over intensity
+    assert "3 estimators, 18 boxes per panel" in base_html and "3 corruptions (fog, rotate, shot-noise)" in base_html
+    (compared,) = shift_box_plans([("run-weak", records), ("run-base", records)])
+    assert compared.box_count("accuracy", "run-base") == 18  # the baseline's boxes, drawn dashed
+    assert "18 boxes per panel); test: the clean test split; run-weak solid, run-base dashed" in compare_html
 
 
 def test_seed_interval_is_student_t() -> None:

@@ -1,5 +1,6 @@
 """End to end: the uncertainty suite at the small budget, for two estimators, records every
-metric per OOD set, the reliability diagrams and the regression band."""
+metric per OOD set, per corruption and intensity, the reliability diagrams, the rotation and
+translation curves, and the regression band."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 def by_case(records: list[dict]) -> dict[tuple[str, str, str], dict[str, dict]]:
     table: dict[tuple[str, str, str], dict[str, dict]] = defaultdict(dict)
     for record in records:
-        table[(record["plugin"], record["dataset"], record["params"].get("ood", ""))][record["metric"]] = record
+        if "shift" not in record["params"]:  # the shift intensities: see test_shift_intensities
+            table[(record["plugin"], record["dataset"], record["params"].get("ood", ""))][record["metric"]] = record
     return table
 
 
@@ -49,6 +51,28 @@ def test_classification_metrics_in_and_out_of_distribution(records: list[dict]) 
         assert "accuracy" not in table[(plugin, "digits-holdout", "heldout-classes")]
     assert "auroc-mi" not in table[("softmax", "digits-holdout", "heldout-classes")]  # MI is 0 at T = 1
     assert "auroc-mi" in table[("laplace-last-layer", "digits-holdout", "heldout-classes")]
+
+
+def test_shift_intensities(records: list[dict]) -> None:
+    """Ovadia et al. 2019: accuracy, NLL, Brier and ECE per corruption and intensity, and the
+    rotation and translation curves; on average accuracy falls from the clean split to level 5."""
+    from benchtool.data.shift import CORRUPTIONS, INTENSITIES, ROTATION_SERIES
+
+    for plugin in ("softmax", "laplace-last-layer"):
+        mine = [r for r in records if r["plugin"] == plugin and "shift" in r["params"]]
+        cells = {(r["metric"], r["params"]["shift"], r["params"]["intensity"]): r["value"]
+                 for r in mine if "intensity" in r["params"]}
+        assert set(cells) == {(m, c, i) for m in ("accuracy", "nll", "brier", "ece") for c in CORRUPTIONS
+                              for i in INTENSITIES}
+        clean = by_case(records)[(plugin, "digits-holdout", "")]["accuracy"]["value"]
+        worst = sum(cells[("accuracy", c, 5)] for c in CORRUPTIONS) / len(CORRUPTIONS)
+        assert worst < clean - 0.1, (plugin, worst, clean)
+        curves = {r["metric"]: r["series"] for r in mine if r["series"]}
+        assert set(curves) == {f"{m}_vs_{axis}" for m in ("accuracy", "nll", "brier", "ece")
+                               for axis in ("rotation", "translation")}
+        rotation = curves["accuracy_vs_rotation"]
+        assert rotation["x"] == list(ROTATION_SERIES) and rotation["y"][0] > rotation["y"][6]  # 0 vs 90 degrees
+        assert curves["accuracy_vs_translation"]["x"] == list(range(8))  # 8x8 digits: every pixel
 
 
 def test_regression_metrics_and_band(records: list[dict]) -> None:

@@ -25,6 +25,12 @@ legend: n comes from the case's count record (the catalog's ``sample_size`` of t
 sibling curve ``<metric>_count`` (a reliability diagram's examples per bin, also drawn as a
 histogram under it). A scalar metric swept over ``ood`` also shows its in-distribution value
 (the record without ``ood``) as the first bar. A second run is overlaid dashed.
+
+Scalars recorded per corruption and intensity (params ``shift`` and ``intensity``: the
+uncertainty suite's shift intensities) are not swept: they make one figure per (model,
+dataset), Ovadia et al. 2019's Figure 2 (:func:`shift_box_plans`): a panel per metric
+(accuracy, ECE, NLL, Brier), per intensity a box over the corruptions for each estimator
+side by side, the clean test value first.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from benchtool.claims.stats import wilson_interval
 from benchtool.metrics.catalog import CATALOG, MetricCatalog
@@ -57,6 +65,9 @@ MAX_PANEL_COLUMNS = 3
 CROWDED_LINES = 10  # more lines than this in a panel: one panel per plugin, a smaller legend
 LABEL_WIDTH = 40  # axis labels longer than this wrap
 HISTOGRAM_HEIGHT = 0.2  # a reliability diagram's per-bin count histogram: its tallest bar
+SHIFT_PARAMS = ("shift", "intensity")  # a scalar with both: one corruption at one intensity
+SHIFT_BOX_METRICS = ("accuracy", "ece", "nll", "brier")  # Ovadia et al. 2019, Figure 2's panels
+CLEAN_GROUP = "test"  # the box group of the unshifted test split (the record without params)
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
           "#7f7f7f", "#bcbd22")
 
@@ -339,7 +350,8 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
                 skip: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()) -> list[FigurePlan]:
     """Plans for scalar metrics that vary over a parameter within a line (the first run decides
     which parameter); ``skip`` holds (suite, metric) pairs already drawn from curves."""
-    first = [r for r in runs[0][1] if r.value is not None and r.unit not in COUNT_UNITS] if runs else []
+    first = [r for r in runs[0][1] if r.value is not None and r.unit not in COUNT_UNITS
+             and not is_shift_cell(r)] if runs else []
     recorded_curves = {(r.suite, r.metric) for r in runs[0][1] if r.series is not None} if runs else set()
     by_metric: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for record in first:
@@ -370,6 +382,8 @@ def sweep_plans(runs: Sequence[tuple[str, Sequence[Record]]],
             sizes: dict[tuple[str, str, str], dict[str, dict[object, float]]] = defaultdict(lambda: defaultdict(dict))
             edges: dict[tuple, dict[object, dict[str, tuple[str, float]]]] = defaultdict(lambda: defaultdict(dict))
             for record in run_records:
+                if is_shift_cell(record):
+                    continue  # drawn as boxes (shift_box_plans)
                 relation = related.get((suite, record.metric)) if record.suite == suite else None
                 if relation and relation[0] == metric and record.value is not None and param in record.params:
                     x = record.params[param] if numeric else str(record.params[param])
@@ -445,6 +459,141 @@ def _bar_wilson(line: Line) -> Line:
             lower[i], upper[i] = wilson_interval(p * n, n, 0.05)
     known = line.n[np.isfinite(line.n)]
     return replace(line, lower=lower, upper=upper, wilson=True, n=known if len(known) else None)
+
+
+def is_shift_cell(record: Record) -> bool:
+    """A scalar of one corruption at one intensity (params ``shift`` and a numeric ``intensity``)."""
+    return (record.series is None and record.value is not None and all(k in record.params for k in SHIFT_PARAMS)
+            and _is_number(record.params["intensity"]))
+
+
+Boxes = dict[str, dict[str, list[float]]]  # estimator label -> box group -> values over the corruptions
+
+
+@dataclass
+class BoxPlan:
+    """Ovadia et al. 2019's Figure 2 for one (model, dataset): per metric and run, the boxes."""
+
+    suite: str
+    panel: str
+    groups: list[str]  # "test" (when recorded), then the intensities
+    corruptions: list[str]
+    metrics: dict[str, dict[str, Boxes]] = field(default_factory=dict)  # metric -> run label -> boxes
+
+    def box_count(self, metric: str, run_label: str) -> int:
+        return sum(len(groups) for groups in self.metrics.get(metric, {}).get(run_label, {}).values())
+
+
+def _mean_over_seeds(values: dict[tuple, list[float]]) -> dict[tuple, float]:
+    return {key: float(np.mean(v)) for key, v in values.items() if v}
+
+
+def _shift_boxes(records: Sequence[Record], suite: str, panel: str, metric: str) -> Boxes:
+    """One run's boxes of ``metric`` on one panel: each corruption's value (mean over seeds)
+    per estimator and intensity, and the clean test value of the estimators that have boxes."""
+    cells: dict[tuple, list[float]] = defaultdict(list)
+    clean: dict[tuple, list[float]] = defaultdict(list)
+    for r in records:
+        if r.suite != suite or r.metric != metric or _panel_title(r) != panel or r.value is None:
+            continue
+        if is_shift_cell(r) and math.isfinite(r.value):
+            label = _label(r, skip=SHIFT_PARAMS)
+            cells[(label, f"{float(r.params['intensity']):g}", str(r.params["shift"]))].append(r.value)
+        elif r.series is None and not any(k not in SEED_PARAMS for k in r.params) and math.isfinite(r.value):
+            clean[(_label(r), CLEAN_GROUP)].append(r.value)
+    boxes: Boxes = defaultdict(lambda: defaultdict(list))
+    for (label, group, _), value in sorted(_mean_over_seeds(cells).items()):
+        boxes[label][group].append(value)
+    for (label, group), value in _mean_over_seeds(clean).items():
+        if label in boxes:
+            boxes[label][group].append(value)
+    return {label: dict(groups) for label, groups in boxes.items()}
+
+
+def shift_box_plans(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[BoxPlan]:
+    """A plan per (suite, model / dataset) whose first run records shift cells."""
+    if not runs:
+        return []
+    panels: dict[tuple[str, str], list[Record]] = defaultdict(list)
+    for record in runs[0][1]:
+        if is_shift_cell(record) and record.metric in SHIFT_BOX_METRICS:
+            panels[(record.suite, _panel_title(record))].append(record)
+    plans = []
+    for (suite, panel), cells in sorted(panels.items()):
+        intensities = sorted({float(r.params["intensity"]) for r in cells})
+        plan = BoxPlan(suite, panel, [f"{i:g}" for i in intensities], sorted({str(r.params["shift"]) for r in cells}))
+        for metric in (m for m in SHIFT_BOX_METRICS if any(r.metric == m for r in cells)):
+            plan.metrics[metric] = {label: _shift_boxes(records, suite, panel, metric) for label, records in runs}
+        first = [boxes for by_run in plan.metrics.values() for boxes in by_run[runs[0][0]].values()]
+        if any(CLEAN_GROUP in groups for groups in first):
+            plan.groups.insert(0, CLEAN_GROUP)
+        plans.append(plan)
+    return plans
+
+
+def _box_stats(values: list[float]) -> dict[str, float]:
+    low, q1, median, q3, high = np.percentile(values, [0, 25, 50, 75, 100])
+    return {"whislo": low, "q1": q1, "med": median, "q3": q3, "whishi": high}
+
+
+def draw_boxes(plan: BoxPlan, run_labels: Sequence[str]) -> MplFigure:
+    """A panel per metric: per group (test, intensities) a box per estimator, side by side,
+    one colour per estimator; a second run's boxes dashed and unfilled over the first's."""
+    metrics = list(plan.metrics)
+    cols = min(2, len(metrics))
+    rows = math.ceil(len(metrics) / cols)
+    fig = MplFigure(figsize=(5.6 * cols, 3.6 * rows + 0.5))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    labels = sorted({label for runs in plan.metrics.values() for boxes in runs.values() for label in boxes},
+                    key=_natural)
+    colors = {label: COLORS[i % len(COLORS)] if len(labels) <= len(COLORS)
+              else to_hex(colormaps["viridis"](i / (len(labels) - 1))) for i, label in enumerate(labels)}
+    width = 0.8 / max(1, len(labels))
+    for ax, metric in zip(axes.flat, metrics):
+        for run_index, run_label in enumerate(run_labels):
+            for k, label in enumerate(labels):
+                for g, group in enumerate(plan.groups):
+                    values = plan.metrics[metric].get(run_label, {}).get(label, {}).get(group)
+                    if not values:
+                        continue
+                    dashed = "-" if run_index == 0 else "--"
+                    lines = {"linestyle": dashed, "color": colors[label]}
+                    ax.bxp([_box_stats(values)], positions=[g - 0.4 + (k + 0.5) * width], widths=width * 0.8,
+                           showfliers=False, patch_artist=True, manage_ticks=False,
+                           boxprops={"linestyle": dashed, "edgecolor": colors[label],
+                                     "facecolor": colors[label] if run_index == 0 else "none",
+                                     "alpha": 0.75 if run_index == 0 else 1.0},
+                           whiskerprops=lines, capprops=lines, medianprops={"color": "#222222"})
+        ax.set_xticks(range(len(plan.groups)), plan.groups)
+        ax.set_xlim(-0.6, len(plan.groups) - 0.4)
+        ax.set_xlabel("shift intensity")
+        ax.set_ylabel(metric)
+        ax.grid(True, axis="y", alpha=0.3)
+    handles = [Patch(facecolor=colors[label], label=label) for label in labels]
+    if len(run_labels) > 1:
+        handles.append(Line2D([], [], color="#555555", linestyle="--", label=f"dashed: {run_labels[1]}"))
+    axes.flat[0].legend(handles=handles, fontsize=7, loc="best")
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{plan.suite}: shift intensity, {plan.panel}", fontsize=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return fig
+
+
+def _box_caption(plan: BoxPlan, run_labels: Sequence[str]) -> str:
+    metric = next(iter(plan.metrics))
+    estimators = len(plan.metrics[metric].get(run_labels[0], {}))
+    text = (f"{', '.join(plan.metrics)} under shift (Ovadia et al. 2019, Figure 2): per intensity a box over the "
+            f"{len(plan.corruptions)} corruptions ({', '.join(plan.corruptions)}): whiskers min and max, box "
+            f"quartiles, line median; one colour per estimator ({estimators} estimators, "
+            f"{plan.box_count(metric, run_labels[0])} boxes per panel)")
+    if CLEAN_GROUP in plan.groups:
+        text += f"; {CLEAN_GROUP}: the clean test split"
+    if len(run_labels) > 1:
+        text += f"; {run_labels[0]} solid, {run_labels[1]} dashed"
+    return text
 
 
 def split_crowded(plan: FigurePlan) -> FigurePlan:
@@ -639,7 +788,8 @@ def _caption(plan: FigurePlan, run_labels: Sequence[str]) -> str:
 
 
 def render_figures(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[RenderedFigure]:
-    """Every figure of the report, in suite order: curves first, then parameter sweeps."""
+    """Every figure of the report, in suite order: curves first, then parameter sweeps, then
+    the shift-intensity boxes."""
     labels = [label for label, _ in runs]
     curves = series_plans(runs)
     plans = [split_crowded(plan) for plan in curves + sweep_plans(runs, {(p.suite, p.metric) for p in curves})]
@@ -653,4 +803,8 @@ def render_figures(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[Rendere
         if sum((p.suite, p.metric) == (plan.suite, plan.metric) for p in plans) > 1:
             title += f" ({plan.x_label})"  # e.g. one figure per norm: eps (linf), eps (l2)
         rendered.append(RenderedFigure(plan.suite, title, _caption(plan, labels), to_data_url(fig)))
+    for box in shift_box_plans(runs):
+        title = f"{box.suite}: shift_intensity" + (f" ({box.panel})" if box.panel else "")
+        rendered.append(RenderedFigure(box.suite, title, _box_caption(box, labels), to_data_url(draw_boxes(box, labels))))
+    rendered.sort(key=lambda f: f.suite)  # stable: each suite's figures keep their order
     return rendered
