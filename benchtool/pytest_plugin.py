@@ -589,6 +589,21 @@ class Recorder:
                  **context: str) -> Record:
         return self._add(metric, float(value), unit, params, None, context)
 
+    def proportion(self, metric: str, successes: float, n: int, *, params: dict[str, Any] | None = None,
+                   **context: str) -> list[Record]:
+        """A proportion ``successes / n`` with its 95% Wilson interval: ``metric``,
+        ``<metric>_ci_low`` and ``<metric>_ci_high`` (the report draws them as a band). ``n``
+        counts independent trials; ``successes`` may be fractional when each trial is itself a
+        mean (an example's rate over random draws counts as one trial). Nothing is recorded
+        for ``n == 0`` (a proportion of nothing is undefined)."""
+        from benchtool.claims.stats import wilson_interval  # scipy loads only when a suite records one
+
+        if n <= 0:
+            return []
+        low, high = wilson_interval(successes, int(n))
+        return [self._add(name, float(value), "fraction", params, None, context)
+                for name, value in ((metric, successes / n), (f"{metric}_ci_low", low), (f"{metric}_ci_high", high))]
+
     def series(self, metric: str, x: Any, y: Any, *, x_label: str = "", y_label: str = "", unit: str = "",
                params: dict[str, Any] | None = None, **context: str) -> Record:
         xs = [float(v) for v in x]
@@ -598,10 +613,13 @@ class Recorder:
 
     def _add(self, metric: str, value: float | None, unit: str, params: dict[str, Any] | None,
              series: dict[str, Any] | None, context: dict[str, str]) -> Record:
+        from benchtool.metrics.catalog import warn_if_unknown
+
         info = self._info
         unknown = set(context) - {"kind", "plugin", "model", "dataset"}
         if unknown:
             raise TypeError(f"bt_record: unknown context field(s) {sorted(unknown)}")
+        warn_if_unknown(metric, unit, stacklevel=4)  # at the suite's bt_record(...) line, once per name
         cfg = self._bench.config
         record = Record(
             suite=info.suite, case=info.case,
@@ -778,9 +796,14 @@ class ResultCollector:
         bench.host.hook.benchtool_session_finish(config=bench.config, cases=bench.cases, exitstatus=status)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from benchtool.tables import leaderboards
+        from benchtool.tables import checks_table, leaderboards
 
         bench = self.bench
+        checks = checks_table(bench.cases)
+        if checks:
+            terminalreporter.write_sep("=", "benchtool checks (gradient masking, attack budgets)")
+            for line in checks:
+                terminalreporter.write_line(line)
         for title, lines in leaderboards(bench.cases):
             terminalreporter.write_sep("=", f"benchtool leaderboard: {title}")
             for line in lines:

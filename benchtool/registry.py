@@ -245,14 +245,20 @@ class Declaration:
 _MISSING: Any = object()
 
 
-def _check_norm(obj: Any) -> str | None:
-    from benchtool.contracts.attack import Norm
+def _check_choice(attr: str, literal: str) -> Callable[[Any], str | None]:
+    """The check that ``attr`` is declared as one of the values of the Literal type
+    ``benchtool.contracts.attack.<literal>``."""
 
-    valid = get_args(Norm)
-    norm = getattr(obj, "norm", _MISSING)
-    if norm is _MISSING:
-        return f"declares no norm; expected norm = one of {', '.join(map(repr, valid))}"
-    return None if norm in valid else f"declares norm = {norm!r}; expected one of {', '.join(map(repr, valid))}"
+    def check(obj: Any) -> str | None:
+        from benchtool.contracts import attack
+
+        valid = get_args(getattr(attack, literal))
+        value = getattr(obj, attr, _MISSING)
+        if value is _MISSING:
+            return f"declares no {attr}; expected {attr} = one of {', '.join(map(repr, valid))}"
+        return None if value in valid else f"declares {attr} = {value!r}; expected one of {', '.join(map(repr, valid))}"
+
+    return check
 
 
 def _check_bool(attr: str) -> Callable[[Any], str | None]:
@@ -310,7 +316,8 @@ def _check_domain(obj: Any) -> str | None:
 
 DECLARATIONS: dict[str, tuple[Declaration, ...]] = {
     "attacks": (
-        Declaration("declares-norm", _check_norm),
+        Declaration("declares-norm", _check_choice("norm", "Norm")),
+        Declaration("declares-threat-model", _check_choice("threat_model", "ThreatModel")),
         Declaration("declares-needs-gradients", _check_bool("needs_gradients")),
         Declaration("declares-supports-targeted", _check_bool("supports_targeted")),
         Declaration("declares-defaults", _check_defaults),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from benchtool.analyses import is_analysis_case
 from benchtool.claims.core import VERDICT_NODEID_PREFIX
-from benchtool.results import CaseResult
+from benchtool.metrics.catalog import CATALOG, kept_apart
+from benchtool.results import CaseResult, Record
 
 if TYPE_CHECKING:
     from benchtool.claims.core import Verdict
@@ -43,8 +45,37 @@ def format_params(params: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
+def _in_leaderboard(record: Record) -> bool:
+    return record.value is not None and not kept_apart(record.metric, record.unit)
+
+
+def _fold_intervals(metrics: list[str]) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """The columns left once each metric's recorded interval edges (``<m>_ci_low`` and
+    ``<m>_ci_high``, or any lower/upper pair the catalog relates to it) are folded into its
+    cell, and for each folded metric its (lower, upper) names."""
+    edges: dict[str, dict[str, str]] = defaultdict(dict)
+    for name in metrics:
+        related = CATALOG.relation(name, metrics)
+        if related and related[1] in ("lower", "upper"):
+            edges[related[0]][related[1]] = name
+    folded = {centre: (pair["lower"], pair["upper"]) for centre, pair in edges.items() if len(pair) == 2}
+    hidden = {name for pair in folded.values() for name in pair}
+    return [m for m in metrics if m not in hidden], folded
+
+
+def _value_cell(values: dict[str, float], metric: str, folded: dict[str, tuple[str, str]]) -> object:
+    """``0.53 [0.5, 0.56]`` for a metric with its interval, the bare value otherwise."""
+    value = values.get(metric, "")
+    if metric in folded and value != "" and all(edge in values for edge in folded[metric]):
+        low, high = (values[edge] for edge in folded[metric])
+        return f"{_cell(value)} [{_cell(low)}, {_cell(high)}]"
+    return value
+
+
 def leaderboards(cases: Sequence[CaseResult]) -> list[tuple[str, list[str]]]:
-    """One table per suite: a row per case and parameter set, a column per scalar metric."""
+    """One table per suite: a row per case and parameter set, a column per scalar metric
+    (intervals folded into their metric's cell). The rows of the suite's run-level analyses
+    (e.g. the worst case over attacks) come first: they are its headline."""
     by_suite: dict[str, list[CaseResult]] = defaultdict(list)
     for case in cases:
         by_suite[case.suite].append(case)
@@ -55,26 +86,70 @@ def leaderboards(cases: Sequence[CaseResult]) -> list[tuple[str, list[str]]]:
         metrics: list[str] = []
         rows: dict[tuple[str, str], dict[str, float]] = {}
         outcome: dict[tuple[str, str], str] = {}
-        for case in suite_cases:
+        ordered = sorted(suite_cases, key=lambda case: not is_analysis_case(case.nodeid))
+        for case in ordered:
             if case.nodeid.startswith(VERDICT_NODEID_PREFIX):
                 continue  # verdicts have their own table (claims_table)
-            for record in case.records:
-                if record.value is None:
-                    continue
+            shown = [record for record in case.records if _in_leaderboard(record)]
+            for record in shown:
                 if record.metric not in metrics:
                     metrics.append(record.metric)
                 key = (case_label(record.case), format_params(record.params))
-                rows.setdefault(key, {})[record.metric] = record.value
+                rows.setdefault(key, {})[record.metric] = record.value  # type: ignore[assignment]
                 outcome[key] = case.outcome
-            if not case.records:
+            if not shown and (not case.records or case.outcome != "passed"):
                 key = (nodeid_label(case.nodeid), "")
                 rows.setdefault(key, {})
                 outcome[key] = case.outcome
-        headers = ["case", "params", "outcome", *metrics]
-        body = [[label, params, outcome[(label, params)], *[vals.get(m, "") for m in metrics]]
+        columns, folded = _fold_intervals(metrics)
+        headers = ["case", "params", "outcome", *columns]
+        body = [[label, params, outcome[(label, params)], *[_value_cell(vals, m, folded) for m in columns]]
                 for (label, params), vals in rows.items()]
-        tables.append((suite, format_table(headers, body)))
+        tables.append((suite, format_table(headers, body) + threat_notes(r for c in suite_cases for r in c.records)))
     return tables
+
+
+def threat_notes(records: Iterable[Record]) -> list[str]:
+    """A line per attack recorded under another threat model than plain perturbations (its
+    per-example records say ``threat``), so its row does not read as a weak attack."""
+    other = sorted({(r.plugin, str(r.params["threat"])) for r in records
+                    if r.params.get("threat", "perturbation") != "perturbation"})
+    return [f"note: {plugin} is an attack for the {threat} threat model (it optimizes for adversarial examples "
+            f"that survive random {threat}s); scored here on plain inputs, it is not at its best"
+            for plugin, threat in other]
+
+
+CHECKS_HEADERS = ("check", "model", "dataset", "result", "evidence")
+
+
+def check_records(cases: Sequence[CaseResult]) -> list[Record]:
+    """The run's sanity-check records (catalog kind ``flag``), flagged ones first."""
+    found = [r for case in cases for r in case.records
+             if r.value is not None and CATALOG.spec(r.metric, r.unit).kind == "flag"]
+    return sorted(found, key=lambda r: (-float(r.value or 0), r.model, r.dataset, r.metric))
+
+
+def check_name(record: Record) -> str:
+    """``gradient_masking: first-order`` (a rule about the model) or ``attack_underpowered:
+    cw-l2`` (a finding about one attack)."""
+    rule = record.params.get("rule", "")
+    subject = rule if record.metric == "gradient_masking" or not record.plugin else record.plugin
+    return f"{record.metric}: {subject}"
+
+
+def checks_table(cases: Sequence[CaseResult]) -> list[str]:
+    """The flagged sanity checks with their evidence, then a one-line tally (nothing when
+    the run made no checks)."""
+    checks = check_records(cases)
+    if not checks:
+        return []
+    flagged = [r for r in checks if r.value]
+    rows = [[check_name(r), r.model, r.dataset, "FLAGGED", r.params.get("evidence", "")] for r in flagged]
+    lines = format_table(CHECKS_HEADERS, rows) if rows else []
+    models = len({(r.model, r.dataset) for r in checks})
+    lines.append(f"{len(flagged)} of {len(checks)} checks flagged on {models} model(s) "
+                 "(the evidence of every check is in the run's records: benchtool show RUN)")
+    return lines
 
 
 CLAIMS_HEADERS = ("claim", "dataset", "verdict", "evidence")

@@ -99,7 +99,7 @@ def measure(spec, bundle, budget: str, device: torch.device, cache: Path, robust
 def robust_line(attack_name: str, model, bundle, budget: str, n: int, device: torch.device) -> str:  # noqa: ANN001
     """Robust accuracy of ``attack_name`` (at the run budget) at the dataset's reference eps on
     the suites' seeded subset of ``n`` test examples, with its 95% interval."""
-    from benchtool.contracts.attack import evaluate as attack_evaluate
+    from benchtool.harness.robustness import evaluate as attack_evaluate
     from benchtool_attacks.eot import EOT
     from benchtool_attacks.pgd import PGD
 

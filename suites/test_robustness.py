@@ -2,12 +2,16 @@
 
 At ``--bt-budget small`` (a smoke test) the cells are every attack on lenet, fgsm on
 lenet-at, pgd and eot on lenet-randomized, on digits at eps 0 and the one the claims read (0.2).
-Per eps it records clean and robust accuracy, the attack success rate on originally
-correct points, mean and max perturbation norm, forward and gradient queries and wall time
-per example, plus a robust-accuracy-vs-eps curve per case. The figures are records; the
-asserts are only the sanity rules no plugin can talk its way past: eps=0 leaves every
-prediction as it was, robust accuracy never exceeds clean accuracy, and PGD is at least as
-strong as FGSM at the same eps (Madry et al. 2018) up to sampling noise.
+Per eps it records clean and robust accuracy and the attack success rate on originally
+correct points, each with its 95% Wilson interval, mean and max perturbation norm, forward
+and gradient queries and wall time per example, the outcome of every example, plus a
+robust-accuracy-vs-eps curve per case. A probe cell per model measures its gradients (the
+first-order probe) and PGD at half the data range. When the run ends, two analyses read
+those records (:mod:`benchtool.harness.robustness_analyses`): the worst case over every
+attack per example, and the gradient-masking checks. The figures are records; the asserts
+are only the sanity rules no plugin can talk its way past: eps=0 leaves every prediction as
+it was, robust accuracy never exceeds clean accuracy, and PGD is at least as strong as FGSM
+at the same eps (Madry et al. 2018) up to sampling noise.
 """
 
 from __future__ import annotations
@@ -18,11 +22,17 @@ import pytest
 
 from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
 from benchtool.claims.core import count, value, values
+from benchtool.analyses import Analysis
 from benchtool.claims.stats import (
-    Estimate, binomial_greater, n_for_proportion, n_for_two_proportions, two_proportions_greater,
+    Estimate, at_least_as_strong, binomial_greater, n_for_proportion, n_for_two_proportions, two_proportions_greater,
 )
-from benchtool.contracts.attack import RobustnessReport, evaluate
-from benchtool_suites._attack_inputs import HEADLINE_EPS, attack_batch_size, attack_eps, attack_subset
+from benchtool.harness.robustness import RobustnessReport, evaluate, gradient_probe
+from benchtool.harness.robustness_analyses import (
+    MASKING_METRICS, PER_EXAMPLE, WORST_CASE_METRICS, gradient_masking, worst_case,
+)
+from benchtool_suites._attack_inputs import (
+    HEADLINE_EPS, attack_batch_size, attack_eps, attack_indices, attack_subset,
+)
 
 # lenet-at (adversarially trained) and lenet-randomized (input randomization) run once the zoo has them
 DEFENDED, RANDOMIZED = "lenet-at", "lenet-randomized"
@@ -43,8 +53,9 @@ pytestmark = pytest.mark.bt(models=["lenet", "mlp", DEFENDED, RANDOMIZED], datas
                             small=dict(models=["lenet", DEFENDED, RANDOMIZED], optional_datasets=[],
                                        cells=small_cell))
 
-# PGD may trail FGSM by at most this many standard errors of a paired comparison (McNemar).
-PAIRED_Z = 3.0
+# PGD may leave more examples robust than FGSM only at this one-sided significance (exact McNemar).
+PAIRED_ALPHA = 0.001
+PROBE_EXAMPLES = 256  # examples of the first-order gradient probe
 
 MIN_EFFECT = 0.1  # a defence "resists" / EOT "recovers" when accuracy differs by at least this much
 
@@ -160,30 +171,44 @@ CLAIMS = [
 ]
 
 
-def record_report(bt_record, report: RobustnessReport, **context: str) -> None:
-    """Every figure of one eps, as records with ``params={"eps": eps}``."""
+ANALYSES = [
+    Analysis("worst-case", "robustness", worst_case, WORST_CASE_METRICS,
+             "per model, dataset, norm and eps: the examples every attack failed on (AutoAttack's protocol)"),
+    Analysis("gradient-masking", "robustness", gradient_masking, MASKING_METRICS,
+             "the sanity rules of Carlini et al. 2019 and Athalye et al. 2018, as paired tests"),
+]
+
+
+def record_report(bt_record, report: RobustnessReport, indices, threat: str, **context: str) -> None:
+    """Every figure of one eps, as records with ``params={"eps": eps}``; ``indices`` are the
+    attacked examples' indices in the test split (the x of the per-example outcomes)."""
     params = {"eps": report.eps}
     n = report.n
-    bt_record("clean_accuracy", report.clean_accuracy, params=params, **context)
-    bt_record("robust_accuracy", report.robust_accuracy, params=params, **context)
+    correct = int(report.clean_correct.sum())
+    bt_record.proportion("clean_accuracy", correct, n, params=params, **context)
+    bt_record.proportion("robust_accuracy", int(report.robust_correct.sum()), n, params=params, **context)
     bt_record("examples", n, unit="examples", params=params, **context)
     if not math.isnan(report.success_rate):
-        bt_record("attack_success_rate", report.success_rate, params=params, **context)
+        bt_record.proportion("attack_success_rate", correct - int(report.robust_correct.sum()), correct, params=params,
+                             **context)
     bt_record("mean_perturbation", report.mean_norm, unit=report.norm, params=params, **context)
     bt_record("max_perturbation", report.max_norm, unit=report.norm, params=params, **context)
     bt_record("forward_queries", report.forward_queries / n, unit="per example", params=params, **context)
     bt_record("gradient_queries", report.gradient_queries / n, unit="per example", params=params, **context)
     bt_record("seconds", report.seconds / n, unit="s per example", params=params, **context)
+    bt_record.series(PER_EXAMPLE, indices, report.robust_correct.int().tolist(), x_label="example",
+                     y_label="robust", params={**params, "norm": report.norm, "threat": threat}, **context)
 
 
 def test_robust_accuracy(attack, model, dataset, bt_config, bt_record):
     attack = attack.at_budget(bt_config.budget)
     x, y = attack_subset(dataset.test, bt_config)
+    indices = attack_indices(dataset.test, bt_config).tolist()
     eps_list = attack_eps(bt_config, dataset.info, attack.norm)
     reports = evaluate(attack, model, x, y, eps_list, bounds=dataset.info.bounds, seed=bt_config.seed,
                        batch_size=attack_batch_size(bt_config))
     for report in reports:
-        record_report(bt_record, report)
+        record_report(bt_record, report, indices, attack.threat_model)
     bt_record.series("robust_accuracy_vs_eps", [r.eps for r in reports], [r.robust_accuracy for r in reports],
                      x_label=f"eps ({attack.norm})", y_label="robust accuracy")
     for report in reports:
@@ -191,6 +216,28 @@ def test_robust_accuracy(attack, model, dataset, bt_config, bt_record):
         if report.eps == 0:
             changed = int((report.adversarial_correct != report.clean_correct).sum())
             assert changed == 0, f"eps=0 changed the correctness of {changed} of {report.n} examples"
+
+
+@pytest.mark.bt(small=dict(cells=None))  # cheap: every model of the smoke test gets its probes
+def test_gradient_probes(model, dataset, bt_config, bt_host, bt_record):
+    """The model-side probes of the gradient-masking checks: the first-order probe of its
+    input gradients, and PGD at an Linf eps of half the data range (Carlini et al. 2019, §5:
+    an unbounded attack must leave about nothing robust)."""
+    x, y = attack_subset(dataset.test, bt_config)
+    low, high = dataset.info.bounds
+    probe = gradient_probe(model, x[:PROBE_EXAMPLES], y[:PROBE_EXAMPLES], bounds=(low, high), seed=bt_config.seed)
+    bt_record("gradient_masked_share", probe.masked_share, unit="fraction", kind="probes")
+    bt_record("examples", probe.n, unit="examples", kind="probes")
+    if "pgd" not in bt_host.registry.names("attacks"):
+        pytest.skip("the pgd attack is not loaded: no large-eps probe")
+    pgd = bt_host.registry.create("attacks", "pgd").at_budget(bt_config.budget)
+    eps = (high - low) / 2
+    (report,) = evaluate(pgd, model, x, y, [eps], bounds=(low, high), seed=bt_config.seed,
+                         batch_size=attack_batch_size(bt_config), determinism_examples=0)
+    params = {"eps": eps}
+    bt_record("large_eps_robust_accuracy", report.robust_accuracy, unit="fraction", params=params,
+              kind="probes", plugin="pgd")
+    bt_record("examples", report.n, unit="examples", params=params, kind="probes", plugin="pgd")
 
 
 def test_pgd_not_weaker_than_fgsm(model, dataset, bt_config, bt_host, bt_record):
@@ -207,11 +254,9 @@ def test_pgd_not_weaker_than_fgsm(model, dataset, bt_config, bt_host, bt_record)
         for name in ("fgsm", "pgd")
     }
     for fgsm, pgd in zip(runs["fgsm"], runs["pgd"]):
-        only_pgd_robust = int((pgd.robust_correct & ~fgsm.robust_correct).sum())
-        only_fgsm_robust = int((fgsm.robust_correct & ~pgd.robust_correct).sum())
         bt_record("robust_accuracy_gap", pgd.robust_accuracy - fgsm.robust_accuracy, unit="pgd - fgsm",
                   params={"eps": pgd.eps}, kind="attacks", plugin="pgd")
-        slack = PAIRED_Z * math.sqrt(only_pgd_robust + only_fgsm_robust)
-        assert only_pgd_robust - only_fgsm_robust <= slack, (
+        paired = at_least_as_strong(pgd.robust_correct.tolist(), fgsm.robust_correct.tolist())
+        assert not paired.weaker(PAIRED_ALPHA), (
             f"eps={pgd.eps}: PGD robust accuracy {pgd.robust_accuracy:.3f} > FGSM's {fgsm.robust_accuracy:.3f} "
-            f"beyond sampling noise ({only_pgd_robust} points only PGD failed on, {only_fgsm_robust} only FGSM)")
+            f"beyond sampling noise: {paired.describe('pgd', 'fgsm')}")

@@ -99,7 +99,9 @@ def test_survival_under_transformations(model, dataset, bt_config, bt_host, bt_r
     with torch.no_grad():
         clean_correct = model(x).argmax(1) == y
     clean_right = ~wrong_under(model, x, y, transformations, draws, seed, bounds)
-    bt_record("transformed_clean_accuracy", clean_right.float().mean().item(), kind="attacks", plugin="eot")
+    # per example its share of draws classified right; the interval counts each example as one trial
+    bt_record.proportion("transformed_clean_accuracy", clean_right.float().mean(0).sum().item(), len(y),
+                         kind="attacks", plugin="eot")
     eps_list = [e for e in attack_eps(bt_config, dataset.info, "linf") if e > 0]
     for attack in (pgd, eot):
         survival = []
@@ -116,10 +118,12 @@ def test_survival_under_transformations(model, dataset, bt_config, bt_host, bt_r
             survival.append(attributable)
             context = {"kind": "attacks", "plugin": attack.name}
             params = {"attack": attack.name, "eps": eps}
-            bt_record("attack_success_rate", fooled.sum().item() / max(int(clean_correct.sum()), 1),
-                      params=params, **context)
-            bt_record("survival_rate", rate, params=params, **context)
-            bt_record("survival_rate_where_clean_survives", attributable, params=params, **context)
+            n_fooled = int(fooled.sum())
+            bt_record.proportion("attack_success_rate", n_fooled, int(clean_correct.sum()), params=params, **context)
+            # rates over draws x fooled examples; their intervals count each fooled example as one trial
+            bt_record.proportion("survival_rate", rate * n_fooled, n_fooled, params=params, **context)
+            bt_record.proportion("survival_rate_where_clean_survives", attributable * n_fooled, n_fooled,
+                                 params=params, **context)
             bt_record("fooled_examples", int(fooled.sum()), unit="examples", params=params, **context)
         bt_record.series("survival_rate_vs_eps", eps_list, survival, x_label="eps (linf)",
                          y_label="fraction still adversarial where the clean input is still correct",

@@ -11,11 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from benchtool.contracts.attack import (
-    Attack, AttackWarning, evaluate, eps_sweep, model_warnings, norm_tolerance, output_violations,
-)
+from benchtool.contracts.attack import Attack, norm_tolerance, output_violations
 from benchtool.contracts.data import DatasetInfo
 from benchtool.errors import ContractViolation
+from benchtool.harness.robustness import AttackWarning, eps_sweep, evaluate, model_warnings
 from benchtool.testing.attacks import tiny_model
 from benchtool_attacks.cw_l2 import CarliniWagnerL2
 from benchtool_attacks.deepfool import DeepFool
@@ -161,3 +160,13 @@ def test_eps_sweeps():
     other = DatasetInfo("pixels", "classification", (3, 4, 4), 2, (0.0, 255.0))
     assert eps_sweep(None, other, "linf") == pytest.approx([0.0, 2.55, 7.65, 25.5])
     assert eps_sweep(None, other, "l2")[-1] == pytest.approx(25.5 * math.sqrt(48) / 4)
+
+
+def test_moved_harness_names_still_import_from_contracts_with_a_deprecation_warning() -> None:
+    from benchtool.contracts import attack as old
+    from benchtool.harness import robustness
+
+    with pytest.warns(DeprecationWarning, match="moved to benchtool.harness.robustness.evaluate"):
+        assert old.evaluate is robustness.evaluate
+    with pytest.raises(AttributeError, match="no_such_name"):
+        old.no_such_name  # noqa: B018

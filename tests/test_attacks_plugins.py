@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from benchtool.contracts.attack import evaluate, perturbation_norms
+from benchtool.contracts.attack import perturbation_norms
+from benchtool.harness.robustness import evaluate
 from benchtool_attacks._common import uniform_l2
 from benchtool_attacks.cw_l2 import CarliniWagnerL2
 from benchtool_attacks.deepfool import DeepFool

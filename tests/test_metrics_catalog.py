@@ -16,6 +16,8 @@ import ast
 import importlib
 import itertools
 import re
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,10 +301,14 @@ def recorded_names(path: Path) -> Iterator[tuple[str, str, int]]:
     module = _suite_module(path)
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
         func = call.func
+        suffixes = ("",)
         if isinstance(func, ast.Name) and func.id == "bt_record":
             shape = "scalar"
         elif isinstance(func, ast.Attribute) and func.attr == "series" and getattr(func.value, "id", "") == "bt_record":
             shape = "curve"
+        elif (isinstance(func, ast.Attribute) and func.attr == "proportion"
+              and getattr(func.value, "id", "") == "bt_record"):
+            shape, suffixes = "scalar", ("", "_ci_low", "_ci_high")  # the value and its Wilson interval
         else:
             continue
         name = call.args[0] if call.args else next(k.value for k in call.keywords if k.arg == "metric")
@@ -311,7 +317,8 @@ def recorded_names(path: Path) -> Iterator[tuple[str, str, int]]:
         choices = [_bindings(var, call, parents, module, path) for var in free]
         code = compile(ast.Expression(name), str(path), "eval")
         for values in itertools.product(*choices):
-            yield eval(code, vars(module), dict(zip(free, values))), shape, call.lineno  # noqa: S307
+            for suffix in suffixes:
+                yield eval(code, vars(module), dict(zip(free, values))) + suffix, shape, call.lineno  # noqa: S307
 
 
 @pytest.fixture(scope="module")
@@ -321,6 +328,9 @@ def suite_vocabulary() -> dict[str, set[str]]:
     for path in SUITES:
         for name, shape, _ in recorded_names(path):
             vocabulary.setdefault(name, set()).add(shape)
+        for analysis in getattr(_suite_module(path), "ANALYSES", ()):  # run-level analyses declare theirs
+            for name in analysis.metrics:
+                vocabulary.setdefault(name, set()).add("scalar")
     return vocabulary
 
 
@@ -358,3 +368,26 @@ def test_every_metric_a_claim_reads_is_catalogued(suite_vocabulary: dict[str, se
         for metric in (*claim.metrics, *([claim.figure] if claim.figure else [])):
             assert spec_for(metric).known, f"claim {claim.id} reads uncatalogued metric {metric!r}"
             assert metric in suite_vocabulary, f"claim {claim.id} reads {metric!r}, which no suite records"
+
+
+TOY_SUITE = '''
+import pytest
+
+@pytest.mark.bt(datasets=["digits"])
+def test_score(dataset, bt_record):
+    bt_record("my_new_score", 0.5)
+    bt_record("my_new_score", 0.6)
+    bt_record("accuracy", 0.9)
+'''
+
+
+def test_recording_an_uncatalogued_metric_warns_once_at_the_suites_line(tmp_path: Path) -> None:
+    (tmp_path / "test_toy.py").write_text(TOY_SUITE)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", str(tmp_path / "test_toy.py"), "--bt-store", str(tmp_path / "s.db"),
+         "--bt-device", "cpu", "--bt-budget", "small", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("UnknownMetricWarning: metric 'my_new_score' is not in the metric catalog") == 1
+    assert "test_toy.py:6: UnknownMetricWarning" in done.stdout  # the suite's own line
+    assert "'accuracy' is not" not in done.stdout

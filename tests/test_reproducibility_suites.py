@@ -15,10 +15,10 @@ The same cells, compared record by record, value for value: the whole selection 
 process (cold checkpoint cache); each cell alone (``-k``); the cells in reverse order
 (``-p reverse_order_plugin``); ``-n 2``; ``--bt-executor ray`` on a local 2-CPU Ray cluster,
 where the NAS trials and ensemble members are Ray tasks in other processes (read from
-``$BENCHTOOL_TASK_LOG``). Timings (unit ``s``, ``s per example``) and the suites' claim
-verdicts (which summarise whichever cells ran) are excluded. Every run computes with the
-same torch thread count (the harness pins each cell to the run's), so nothing needs a
-tolerance: values are bit-identical.
+``$BENCHTOOL_TASK_LOG``). Timings (unit ``s``, ``s per example``), the suites' claim
+verdicts and run-level analyses (which summarise whichever cells ran) are excluded. Every
+run computes with the same torch thread count (the harness pins each cell to the run's), so
+nothing needs a tolerance: values are bit-identical.
 """
 
 from __future__ import annotations
@@ -83,11 +83,12 @@ def _run(tmp: Path, name: str, cells: list[str], *args: str, env: dict[str, str]
 
 
 def _values(records: list[dict]) -> dict[tuple[str, str, str, str], str]:
-    """(case, plugin, metric, params) -> the record's figures, timings and claim verdicts left out
-    (a cell may record one metric per plugin: transformations, per attack)."""
+    """(case, plugin, metric, params) -> the record's figures, timings, claim verdicts and the
+    run-level analyses' records (cases of no cell) left out (a cell may record one metric per
+    plugin: transformations, per attack)."""
     kept = {}
     for record in records:
-        if record["unit"] in TIMING_UNITS or record["case"].startswith("claim["):
+        if record["unit"] in TIMING_UNITS or record["case"] not in ALL:
             continue
         key = (record["case"], record["plugin"], record["metric"], json.dumps(record["params"], sort_keys=True))
         assert key not in kept, f"two records {key}"

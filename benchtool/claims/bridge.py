@@ -1,10 +1,11 @@
-"""The claims' pytest plugin: when the run ends, decide every claim of every suite that
-ran and (1) hand the verdicts on as records, one finished case per claim, before the
-run's JSON is written and the store closes; (2) print the Claims table first in the
-terminal summary.
+"""The claims' pytest plugin: when the run ends, run every suite's analyses
+(:mod:`benchtool.analyses`), decide every claim of every suite that ran and (1) hand the
+analyses' records and the verdicts on as finished cases, before the run's JSON is written
+and the store closes; (2) print the Claims table first in the terminal summary.
 
-Claims are read from the ``CLAIMS`` list of each suite module that recorded results, so
-a third-party suite declares its claims exactly as the built-in ones do.
+Claims and analyses are read from the ``CLAIMS`` and ``ANALYSES`` lists of each suite
+module that recorded results, so a third-party suite declares its own exactly as the
+built-in ones do.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from benchtool.analyses import ANALYSES_ATTRIBUTE, Analysis, is_analysis_case
 from benchtool.claims.core import VERDICT_NODEID_PREFIX, ClaimSet, Verdict, verdict_cases
 
 verdicts_key = pytest.StashKey[list[Verdict]]()
@@ -48,9 +50,8 @@ def _module_for(path: Path) -> ModuleType | None:
     return module
 
 
-def collect_claims(session: pytest.Session, nodeids: list[str]) -> ClaimSet:
-    """The claims declared by the suite modules of the given cases."""
-    claims = ClaimSet()
+def suite_modules(session: pytest.Session, nodeids: list[str]) -> list[ModuleType]:
+    """The suite modules of the session's items and of the given cases."""
     seen: set[Path] = set()
     modules: list[ModuleType] = []
     for item in session.items:
@@ -69,27 +70,53 @@ def collect_claims(session: pytest.Session, nodeids: list[str]) -> ClaimSet:
         module = _module_for(path)
         if module is not None:
             modules.append(module)
+    return modules
+
+
+def collect_claims(modules: list[ModuleType]) -> ClaimSet:
+    """The claims declared by the suite modules."""
+    claims = ClaimSet()
     for module in modules:
         for claim in getattr(module, CLAIMS_ATTRIBUTE, ()) or ():
             claims.add(claim, module.__name__)
     return claims
 
 
+def collect_analyses(modules: list[ModuleType]) -> list[Analysis]:
+    """The analyses declared by the suite modules, in declaration order."""
+    found: list[Analysis] = []
+    for module in modules:
+        for analysis in getattr(module, ANALYSES_ATTRIBUTE, ()) or ():
+            if not isinstance(analysis, Analysis):
+                raise TypeError(f"{module.__name__}: ANALYSES holds {analysis!r}, expected benchtool.analyses.Analysis")
+            found.append(analysis)
+    return found
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Decide the claims and add their verdicts to the run's cases (before the bridge writes
-    ``--bt-json`` and the store finishes the run)."""
+    """Run the analyses, decide the claims and add both to the run's cases (before the bridge
+    writes ``--bt-json`` and the store finishes the run)."""
     bench = _bench(session.config)
     if bench is None or not bench.cases:
         return
-    suite_cases = [c for c in bench.cases if not c.nodeid.startswith(VERDICT_NODEID_PREFIX)]
-    claims = collect_claims(session, [c.nodeid for c in suite_cases])
+    suite_cases = [c for c in bench.cases
+                   if not c.nodeid.startswith(VERDICT_NODEID_PREFIX) and not is_analysis_case(c.nodeid)]
+    modules = suite_modules(session, [c.nodeid for c in suite_cases])
+    ran = {c.suite for c in suite_cases if c.records}
+    cfg = bench.config
+    records = [r for case in suite_cases for r in case.records]
+    for analysis in collect_analyses(modules):
+        if analysis.suite in ran:
+            case = analysis.case(records)
+            records.extend(case.records)
+            bench.cases.append(case)
+            bench.host.hook.benchtool_case_finished(config=cfg, case=case)
+    claims = collect_claims(modules)
     if not claims.claims:
         return
-    records = [r for case in suite_cases for r in case.records]
-    verdicts = claims.decide(records, {c.suite for c in suite_cases if c.records})
+    verdicts = claims.decide(records, ran)
     session.config.stash[verdicts_key] = verdicts
-    cfg = bench.config
     for case in verdict_cases(verdicts, seed=cfg.seed, device=str(cfg.device)):
         bench.cases.append(case)
         bench.host.hook.benchtool_case_finished(config=cfg, case=case)

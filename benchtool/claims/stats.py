@@ -9,6 +9,7 @@ good enough to tell a user whether 2x or 20x more examples (or seeds) would do.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -57,6 +58,39 @@ def mcnemar_exact(only_first: int, only_second: int) -> float:
     return float(stats.binomtest(only_first, n, 0.5, alternative="greater").pvalue)
 
 
+@dataclass(frozen=True)
+class PairedComparison:
+    """Attack A against attack B on the same examples (each vector: True where the example
+    stayed robust). ``only_a`` counts examples A left robust that B broke, ``only_b`` the
+    reverse; ``p_value`` is the exact one-sided McNemar p of "B is stronger than A" (A
+    leaves more examples robust), small when A is weaker beyond sampling noise."""
+
+    n: int
+    only_a: int
+    only_b: int
+    p_value: float
+
+    def weaker(self, alpha: float) -> bool:
+        """Whether A is weaker than B at one-sided significance ``alpha``."""
+        return self.p_value < alpha
+
+    def describe(self, a: str, b: str) -> str:
+        return (f"{self.only_a} of {self.n} examples only {b} broke, {self.only_b} only {a} broke "
+                f"(exact McNemar p={self.p_value:.2g})")
+
+
+def at_least_as_strong(robust_a: Sequence[bool], robust_b: Sequence[bool]) -> PairedComparison:
+    """The paired test of "A is at least as strong as B" on the same examples: its p-value is
+    the exact one-sided McNemar p that B is stronger (used by the robustness suite's PGD >= FGSM
+    check, APGD >= PGD and the gradient-masking checks)."""
+    if len(robust_a) != len(robust_b):
+        raise ValueError(f"paired comparison needs one outcome per example on both sides, got "
+                         f"{len(robust_a)} and {len(robust_b)}")
+    only_a = sum(1 for a, b in zip(robust_a, robust_b) if a and not b)
+    only_b = sum(1 for a, b in zip(robust_a, robust_b) if b and not a)
+    return PairedComparison(len(robust_a), only_a, only_b, mcnemar_exact(only_a, only_b))
+
+
 def two_proportions_greater(k1: int, n1: int, k2: int, n2: int, alpha: float = 0.05) -> Estimate:
     """``p1 - p2`` with a Newcombe (Wilson score) interval and Fisher's exact one-sided p of ``p1 > p2``."""
     if n1 <= 0 or n2 <= 0:
@@ -71,12 +105,15 @@ def two_proportions_greater(k1: int, n1: int, k2: int, n2: int, alpha: float = 0
     return Estimate(diff, low, high, float(p))
 
 
-def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+def wilson_interval(k: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The Wilson score interval of ``k`` successes in ``n`` trials (``k`` may be fractional:
+    a mean over repeated draws of each trial)."""
     z = _z(1 - alpha / 2)
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at k = 0 (k = n) the lower (upper) edge is exactly 0 (1), not a rounding residue of it
+    return (0.0 if k <= 0 else max(0.0, centre - half)), (1.0 if k >= n else min(1.0, centre + half))
 
 
 def auroc_greater(auroc: float, n_pos: int, n_neg: int, alpha: float = 0.05) -> Estimate:

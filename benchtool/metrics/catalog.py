@@ -44,7 +44,7 @@ Direction = Literal["higher", "lower", "none"]
 DIRECTIONS: tuple[Direction, ...] = ("higher", "lower", "none")
 
 Kind = Literal["quality", "timing", "cost", "count", "interval", "bound", "diagnostic", "setting", "verdict",
-               "unknown"]
+               "flag", "per_example", "unknown"]
 KINDS: Mapping[str, str] = MappingProxyType({
     "quality": "a figure a plugin is judged on: has a direction, gated by compare, highlighted when best",
     "timing": "wall-clock time: never gated (speed is pytest-benchmark's job); compare reports it apart, "
@@ -57,6 +57,10 @@ KINDS: Mapping[str, str] = MappingProxyType({
     "diagnostic": "a measured figure with no better direction (a perturbation norm, a learned task weight)",
     "setting": "a number the run was configured with, recorded for context",
     "verdict": "a claim's verdict (1 / 0.5 / 0); compare judges a changed verdict on its own terms",
+    "flag": "a sanity check's outcome (1 flagged, 0 passed) with its rule and evidence in params: listed in "
+            "the checks table, not in leaderboards; never gated, never best",
+    "per_example": "one value per test example (x: its index in the split), kept for the run-level analyses "
+                   "(e.g. the worst case over attacks): stored, never drawn, gated or best",
     "unknown": "a name the catalog does not know: reported, never gated, never best",
 })
 GATED_KINDS = ("quality", "unknown")  # kinds whose direction (catalogued or given by the user) gates compare
@@ -137,7 +141,7 @@ class MetricSpec:
             problems.append(f"role {self.role!r} is not one of {', '.join(r for r in ROLES if r)}")
         if bool(self.role) != bool(self.of):
             problems.append("'of' and 'role' go together (the central metric and how this one relates to it)")
-        if self.kind in ("interval", "bound", "count", "diagnostic", "setting", "verdict") and (
+        if self.kind in ("interval", "bound", "count", "diagnostic", "setting", "verdict", "flag", "per_example") and (
                 self.direction != "none" or self.by_kind or self.target is not None):
             problems.append(f"{'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} metric has no better direction")
         if self.kind in ("interval", "bound") and self.role not in BAND_ROLES:
@@ -233,6 +237,28 @@ _BUILTIN: tuple[MetricSpec | _Like, ...] = (
              unit="fraction", by_kind=ATTACKS_VIEW),
     _quality("robust_accuracy_gap", "lower", PROPORTION,
              "PGD's robust accuracy minus FGSM's at the same eps (<= 0: PGD is not weaker)", unit="pgd - fgsm"),
+    MetricSpec("robust_by_example", unit="robust (1) or broken (0)", kind="per_example", shape="curve", x="example",
+               description="per attacked example (x: its index in the test split): 1 if it stayed correctly "
+                           "classified, 0 if the attack broke it (read by the worst case and the masking checks)"),
+    _quality("worst_case_robust_accuracy", "higher", PROPORTION,
+             "fraction of the examples every attack of the norm failed on (AutoAttack's worst case over attacks)",
+             unit="fraction", sample_size="examples"),
+    MetricSpec("attacks_combined", unit="attacks", kind="count", description="attacks the worst case combines"),
+    MetricSpec("broken_first", unit="examples", kind="diagnostic",
+               description="examples this attack broke before any cheaper one did (attacks ordered by queries)"),
+    MetricSpec("broken_only", unit="examples", kind="diagnostic",
+               description="examples this attack alone broke (0: every one it broke, another attack broke too)"),
+    MetricSpec("large_eps_robust_accuracy", unit="fraction", kind="diagnostic", sample_size="examples",
+               description="PGD's robust accuracy at an Linf eps of half the data range (should be about 0)"),
+    MetricSpec("gradient_masked_share", unit="fraction", kind="diagnostic", sample_size="examples",
+               description="share of examples whose input gradient is zero or mispredicts the margin one tiny "
+                           "step away (the first-order probe of the masking checks)"),
+    MetricSpec("gradient_masking", unit="flag", kind="flag",
+               description="a gradient-masking rule of Carlini et al. 2019 / Athalye et al. 2018 broken (1) or "
+                           "kept (0) on a model; params: rule, evidence, alpha, p_value"),
+    MetricSpec("attack_underpowered", unit="flag", kind="flag",
+               description="the attack trails the strongest peer of its norm beyond noise (1) or not (0): its "
+                           "budget, not the model; params: rule, evidence, alpha, p_value"),
     MetricSpec("examples", unit="examples", kind="count",
                description="examples the cell evaluated (the n of its accuracies)"),
     MetricSpec("mean_perturbation", unit="norm", kind="diagnostic",
@@ -405,7 +431,7 @@ BUILTIN_FAMILIES: tuple[MetricFamily, ...] = (
 DERIVED_SUFFIXES: tuple[tuple[str, Role], ...] = (
     ("_half_width", "half_width"), ("_ci95", "half_width"), ("_lower", "lower"), ("_upper", "upper"),
     ("_count", "count"), ("_curve", "curve"), ("_seed", "per_seed"), ("_std", "std"), ("_lo", "lower"),
-    ("_hi", "upper"),
+    ("_hi", "upper"), ("_ci_low", "lower"), ("_ci_high", "upper"),
 )
 _VS = re.compile(r"(?P<base>.+?)_vs_(?P<x>[A-Za-z0-9_]+)")
 
@@ -422,6 +448,8 @@ def _derived(name: str, base: MetricSpec, role: Role, x: str = "") -> MetricSpec
                           x=base.x, description=f"n of each point of {base.name}")
     what = {"half_width": "95% confidence-interval half-width", "std": "standard deviation",
             "lower": "lower edge of a band", "upper": "upper edge of a band"}[role]
+    if name.endswith(("_ci_low", "_ci_high")):
+        what = f"{'lower' if role == 'lower' else 'upper'} edge of the 95% (Wilson) confidence interval"
     return MetricSpec(name, unit=base.unit, kind="interval" if role in ("half_width", "std") else "bound",
                       of=base.name, role=role, shape=base.shape, x=base.x, description=f"{what} of {base.name}")
 
@@ -613,6 +641,15 @@ def _markdown_row(spec: MetricSpec) -> str:
 CATALOG = MetricCatalog(BUILTIN_SPECS, BUILTIN_FAMILIES)
 
 
+KEPT_APART_KINDS = ("flag", "per_example")  # left out of leaderboards and figures
+
+
+def kept_apart(name: str, unit: str = "") -> bool:
+    """Whether leaderboards and figures leave the metric out: a ``flag`` has the checks table
+    of its own, a ``per_example`` record is only read by the run-level analyses."""
+    return CATALOG.spec(name, unit).kind in KEPT_APART_KINDS
+
+
 def spec_for(name: str, unit: str = "") -> MetricSpec:
     """What ``name`` means in the default catalog (never fails; see the module docstring)."""
     return CATALOG.spec(name, unit)
@@ -630,9 +667,10 @@ class UnknownMetricWarning(UserWarning):
 _warned: set[str] = set()
 
 
-def warn_if_unknown(name: str, unit: str = "") -> bool:
+def warn_if_unknown(name: str, unit: str = "", stacklevel: int = 2) -> bool:
     """Warn once per name (per process) when a recorded metric is not catalogued; returns
-    whether ``name`` is known. For the recorder of a suite's figures."""
+    whether ``name`` is known. For the recorder of a suite's figures (``stacklevel`` points
+    the warning at the suite's line that recorded it)."""
     spec = CATALOG.spec(name, unit)
     if spec.kind != "unknown":
         return True
@@ -641,7 +679,7 @@ def warn_if_unknown(name: str, unit: str = "") -> bool:
         warnings.warn(UnknownMetricWarning(
             f"metric {name!r} is not in the metric catalog: it is recorded and reported, but compare never "
             "gates it and no leaderboard highlights it; catalogue it with benchtool.metrics.catalog.register("
-            "MetricSpec(...)) (see docs/metrics.md)"), stacklevel=2)
+            "MetricSpec(...)) (see docs/metrics.md)"), stacklevel=stacklevel)
     return False
 
 

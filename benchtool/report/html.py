@@ -19,13 +19,14 @@ from collections.abc import Sequence
 
 from benchtool import __version__
 from benchtool.claims.core import VERDICT_NODEID_PREFIX, Verdict, is_verdict, verdicts_from_records
-from benchtool.metrics.catalog import CATALOG
+from benchtool.harness.robustness_analyses import WORST_CASE_METRIC
+from benchtool.metrics.catalog import CATALOG, kept_apart
 from benchtool.report.figures import RenderedFigure, render_figures
 from benchtool.results import CaseResult, Record
 from benchtool.store.compare import MetricKey, MetricPolicy, Policies, judge, scalar_values
 from benchtool.store.db import run_facts
 from benchtool.store.load import ResultSet
-from benchtool.tables import claims_rows, nodeid_label
+from benchtool.tables import check_name, claims_rows, nodeid_label, threat_notes
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d232a;
@@ -218,6 +219,56 @@ def _claims_html(verdicts: Sequence[Verdict], figure_titles: set[str]) -> str:
             f'</thead><tbody>{"".join(body)}</tbody></table></section>')
 
 
+def _sibling(records: Sequence[Record], record: Record, metric: str) -> float | None:
+    """The value of ``metric`` recorded by ``record``'s case with the same params."""
+    return next((float(r.value) for r in records if r.metric == metric and r.case == record.case
+                 and r.params == record.params and r.value is not None), None)
+
+
+def _worst_case_html(records: Sequence[Record]) -> str:
+    """The suite's headline: the worst case over attacks per model, dataset, norm and eps
+    (robustness), with its 95% interval and the number of attacks combined."""
+    rows = sorted((r for r in records if r.metric == WORST_CASE_METRIC and r.value is not None),
+                  key=lambda r: (r.model, r.dataset, str(r.params.get("norm")), r.params.get("eps", 0)))
+    if not rows:
+        return ""
+    body = []
+    for r in rows:
+        low, high = (_sibling(records, r, WORST_CASE_METRIC + suffix) for suffix in ("_ci_low", "_ci_high"))
+        interval = f" [{_number(low)}, {_number(high)}]" if low is not None and high is not None else ""
+        attacks = _sibling(records, r, "attacks_combined")
+        body.append(f"<tr><td>{_e(r.model)}</td><td>{_e(r.dataset)}</td><td>{_e(r.params.get('norm', ''))}</td>"
+                    f'<td class="num">{_e(_number(r.params.get("eps", math.nan)))}</td>'
+                    f'<td class="num best">{_e(_number(float(r.value or 0)) + interval)}</td>'
+                    f'<td class="num">{"" if attacks is None else f"{attacks:g}"}</td></tr>')
+    head = "".join(f"<th>{h}</th>" for h in ("model", "dataset", "norm", "eps", "worst-case robust accuracy [95%]",
+                                             "attacks"))
+    return ('<h3>Worst case over attacks</h3><p class="note">An example counts as robust only if every attack of '
+            "the norm failed on it (AutoAttack's protocol); which attack broke each example first is in the "
+            f"leaderboard (broken_first, broken_only).</p><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _checks_html(records: Sequence[Record]) -> str:
+    """The suite's sanity checks (gradient masking, underpowered attacks), flagged first."""
+    checks = [r for r in records if r.value is not None and CATALOG.spec(r.metric, r.unit).kind == "flag"]
+    if not checks:
+        return ""
+    checks.sort(key=lambda r: (-float(r.value or 0), r.model, r.dataset, r.metric))
+    flagged = sum(1 for r in checks if r.value)
+    body = "".join(
+        f"<tr><td>{_e(check_name(r))}</td><td>{_e(r.model)}</td><td>{_e(r.dataset)}</td>"
+        f'<td class="{"verdict-not-reproduced" if r.value else "verdict-reproduced"}">'
+        f'{"flagged" if r.value else "passed"}</td><td>{_e(r.params.get("evidence", ""))}</td></tr>'
+        for r in checks)
+    head = "".join(f"<th>{h}</th>" for h in ("check", "model", "dataset", "result", "evidence"))
+    opened = " open" if flagged else ""
+    return (f'<details{opened}><summary><h3>Checks: {flagged} of {len(checks)} flagged</h3></summary>'
+            '<p class="note">Gradient-masking rules (Carlini et al. 2019; Athalye et al. 2018) as paired tests, and '
+            'attacks weaker than a peer of their norm beyond noise (their budget, not the model).</p>'
+            f'<table class="claims"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></details>')
+
+
 def _toc_html(suites: Sequence[str], figures: Sequence[RenderedFigure], leaderboards: set[str]) -> str:
     items = []
     for suite in suites:
@@ -236,8 +287,10 @@ def render_report(results: ResultSet, baseline: ResultSet | None = None,
     """The report of ``results`` (optionally against ``baseline``) as one HTML document."""
     policies = policies or Policies()
     verdicts = verdicts_from_records(results.records)
-    records = [r for r in results.records if not is_verdict(r)]  # verdicts have their own table
-    base_records = [r for r in baseline.records if not is_verdict(r)] if baseline else []
+    # verdicts and checks have their own tables; per-example outcomes are only the analyses' input
+    records = [r for r in results.records if not is_verdict(r) and not kept_apart(r.metric, r.unit)]
+    base_records = [r for r in baseline.records if not is_verdict(r) and not kept_apart(r.metric, r.unit)
+                    ] if baseline else []
     runs = [(results.label, records)] + ([(baseline.label, base_records)] if baseline else [])
     figures = render_figures(runs)
     values = scalar_values(records)
@@ -260,11 +313,15 @@ def render_report(results: ResultSet, baseline: ResultSet | None = None,
     for suite in suites:
         suite_figures = [f for f in figures if f.suite == suite]
         parts.append(f'<section id="{_anchor(suite)}"><h2>{_e(suite)}</h2>')
+        parts.append(_worst_case_html([r for r in records if r.suite == suite]))
+        parts.append(_checks_html([r for r in results.records if r.suite == suite]))
         if suite in with_leaderboard:
             table, rows = _leaderboard(suite, values, base_values, outcomes, policies)
             opened = " open" if rows <= LONG_TABLE_ROWS else ""
+            notes = "".join(f'<p class="note">{_e(line)}</p>'
+                            for line in threat_notes(r for r in results.records if r.suite == suite))
             parts.append(f'<details id="{_anchor(suite)}-leaderboard"{opened}><summary><h3>Leaderboard ({rows} rows)'
-                         f"</h3></summary>{table}</details>")
+                         f"</h3></summary>{table}{notes}</details>")
         if suite_figures:
             parts.append(f'<h3 id="{_anchor(suite)}-figures">Figures ({len(suite_figures)})</h3>'
                          + _figures_html(suite_figures))

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from benchtool import hookimpl
-from benchtool.contracts.attack import Norm
+from benchtool.contracts.attack import Norm, ThreatModel
 from benchtool_attacks._common import attack_loss, per_example
 from benchtool_attacks.pgd import PGD
 
@@ -67,6 +67,7 @@ class EOT(PGD):
 
     name: ClassVar[str] = "eot"
     norm: ClassVar[Norm] = "linf"
+    threat_model: ClassVar[ThreatModel] = "transformation"  # scored on plain inputs it is not at its best
     defaults: ClassVar[dict[str, Any]] = {
         **PGD.defaults, "samples": 10,
         "rotation": 22.5, "scale": (0.9, 1.4), "translation": 0.1, "brightness": 0.05, "noise": 0.1,
