@@ -5,6 +5,7 @@ Fast: nothing here trains more than one epoch on digits."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,11 @@ import torch.nn.functional as F
 
 from benchtool.contracts._state import ModelSnapshot
 from benchtool.contracts.data import DatasetInfo
-from benchtool.contracts.model import TrainRecipe
+from benchtool.contracts.model import RandomizedModel, TrainRecipe
 from benchtool.data import load_dataset
 from benchtool.data.digits import Digits
 from benchtool.data.local import Cifar10, FashionMnist, Mnist
+from benchtool.harness.robustness import JUDGING_KEY, evaluate
 from benchtool.models import recipes, train, trained_model
 from benchtool.models.checkpoints import cache_key
 from benchtool.models.nets import LeNet, RandomizedInput, RandomResizePad
@@ -177,3 +179,48 @@ def test_the_zoo_registers_the_defended_models() -> None:
 
     names = load_host().registry.names("models")
     assert {"lenet-at", "lenet-randomized"} <= set(names)
+
+
+def test_independent_draws_give_another_stream_and_restore_the_attacks_one() -> None:
+    layer = RandomResizePad((1, 28, 28), (0.0, 1.0), min_scale=0.8)
+    model = RandomizedInput(layer, torch.nn.Flatten())
+    assert isinstance(model, RandomizedModel)
+    x = torch.rand(32, 1, 28, 28)
+    attacks_view = layer(x)
+    with model.independent_draws(1):
+        judged = layer(x)
+        assert torch.equal(judged, layer(x))  # still a function of the input within a stream
+    assert torch.equal(layer(x), attacks_view)  # stream 0 again after the block
+    differ = sum(not torch.equal(a, b) for a, b in zip(attacks_view, judged))
+    assert differ > 16  # most examples draw another transformation
+
+
+class _Keyed(torch.nn.Module):
+    """Right on every example under the judging stream, wrong under the attack's stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.key = 0
+
+    @contextmanager
+    def independent_draws(self, key: int):
+        before, self.key = self.key, key
+        try:
+            yield
+        finally:
+            self.key = before
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(len(x), 4)
+        logits[:, 1 if self.key == JUDGING_KEY else 2] = 1.0
+        return logits + 0 * x.sum()
+
+
+def test_the_harness_judges_a_randomized_model_under_its_own_stream() -> None:
+    from benchtool_attacks.fgsm import FGSM
+
+    model, x, y = _Keyed(), torch.rand(8, 1, 4, 4), torch.ones(8, dtype=torch.int64)
+    assert (model(x).argmax(1) != y).all()  # the attack's stream
+    (report,) = evaluate(FGSM(), model, x, y, [0.0], bounds=(0.0, 1.0), determinism_examples=0)
+    assert report.clean_accuracy == 1.0 and report.robust_accuracy == 1.0
+    assert model.key == 0

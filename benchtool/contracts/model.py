@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from torch import nn
 
@@ -38,6 +39,17 @@ class TrainRecipe:
             for name in ("adversary", "adversary_eps", "adversary_steps"):
                 fields.pop(name)
         return fields
+
+
+@runtime_checkable
+class RandomizedModel(Protocol):
+    """A network whose output depends on randomness it draws itself (an input-randomization
+    defense such as ``lenet-randomized``), drawn reproducibly. Under ``independent_draws(key)``
+    its draws come from stream ``key``, independent of the default stream 0 that attacks see;
+    the robustness harness judges adversarial examples under a key of its own, as a deployed
+    defense draws afresh for every query (:func:`benchtool.harness.robustness.judging_draws`)."""
+
+    def independent_draws(self, key: int) -> AbstractContextManager[None]: ...
 
 
 class ModelSpec(ABC):

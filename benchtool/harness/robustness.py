@@ -12,6 +12,7 @@ import copy
 import math
 import warnings
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,9 @@ from torch import nn
 
 from benchtool.contracts.attack import Attack, Norm, perturbation_norms
 from benchtool.contracts.data import DatasetInfo
+from benchtool.contracts.model import RandomizedModel
+
+JUDGING_KEY = 1  # the draw stream adversarial examples are judged under (attacks see stream 0)
 
 
 # eps sweeps per (dataset, norm), in data space; other datasets get a sweep scaled to their
@@ -79,6 +83,18 @@ def model_warnings(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[s
         notes.append(f"{zero} of {len(x)} examples have an all-zero input gradient: gradient masking makes "
                      "gradient attacks report robustness that a black-box attack (square) may not confirm")
     return notes
+
+
+def judging_draws(model: nn.Module) -> AbstractContextManager[object]:
+    """Where ``model`` (or a module inside it) is a :class:`RandomizedModel`, its draws from
+    the judging stream, independent of every draw the attack saw; otherwise nothing changes.
+    A randomized defense must be judged under randomness the attacker did not see, as a deployed
+    one draws afresh for every query: an attack that keeps the point where its draw happened to
+    fool the model (best-point tracking, early stopping) must not be credited for that draw."""
+    for module in model.modules():
+        if isinstance(module, RandomizedModel):
+            return module.independent_draws(JUDGING_KEY)
+    return nullcontext()
 
 
 @dataclass
@@ -143,7 +159,7 @@ def evaluate(
     determinism_examples: int = 8,
 ) -> list[RobustnessReport]:
     """Attack ``x`` (untargeted) at every eps, batch by batch, and measure the result on a
-    fresh forward pass: the plugin never
+    fresh forward pass (a randomized model's under :func:`judging_draws`): the plugin never
     reports its own accuracy. First warns about the
     model (:func:`model_warnings`) and checks on ``determinism_examples`` inputs at the
     largest eps (where iterative attacks finish soonest), on the CPU, that the same seed
@@ -168,7 +184,7 @@ def evaluate(
     for index, start in enumerate(range(0, len(x), size)):
         xb, yb = x[start:start + size], y[start:start + size]
         outcomes = attack.sweep(model, xb, yb, eps_list, bounds=bounds, seed=seed + index)
-        with torch.no_grad():
+        with torch.no_grad(), judging_draws(model):
             clean.append((model(xb).argmax(1) == yb).cpu())
             for i, outcome in enumerate(outcomes):
                 attacked[i].append((model(outcome.x_adv).argmax(1) == yb).cpu())

@@ -7,6 +7,8 @@ box and attacks and metrics work in data space.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -148,6 +150,7 @@ _LEHMER_MODULUS = 2**31 - 1
 _LEHMER_MULTIPLIER = 48271
 _HASH_MULTIPLIER_BITS = 20  # 32-bit patterns times 20-bit multipliers, summed over a chunk of
 _HASH_CHUNK = 1024  # 1024 values: below 2^62, so int64 never overflows
+_KEY_STRIDE = 1_000_003  # a prime: distinct draw keys start their streams far apart
 
 
 class RandomResizePad(nn.Module):
@@ -157,16 +160,19 @@ class RandomResizePad(nn.Module):
     as in their code) to a random ``r x r'`` with ``r`` uniform in ``[ceil(min_scale * H), H]``,
     then placed at a random offset in an ``H x W`` frame filled with the data's lower bound.
 
-    The draw for an example is a pseudo-random function of its exact bits and ``seed``: any
-    change of the input, however small, draws afresh (so an attacker's gradient at one point
-    is for a transformation the next point does not get), while the same input always gets
-    the same draw (its k-th identical copy within one batch the next k draws of its stream, so
-    Expectation over Transformation's repeated copies average over the randomness). That keeps
-    evaluations reproducible and batch-independent and keeps the
+    The draw for an example is a pseudo-random function of its exact bits, ``seed`` and the
+    stream ``key``: any change of the input, however small, draws afresh (so an attacker's
+    gradient at one point is for a transformation the next point does not get), while the same
+    input always gets the same draw (its k-th identical copy within one batch the next k draws
+    of its stream, so Expectation over Transformation's repeated copies average over the
+    randomness). That keeps evaluations reproducible and batch-independent and keeps the
     module stateless: nothing advances between calls, so the harness's model-unchanged and
-    same-seed-same-result checks hold. The per-position hash multipliers come from a
-    ``torch.Generator`` seeded with ``seed``; they are a plain attribute, not a buffer, so
-    the state_dict is the wrapped network's."""
+    same-seed-same-result checks hold. Another ``key`` (:meth:`independent_draws`) gives a
+    stream independent of key 0's, the one attacks see: the harness judges adversarial
+    examples under its own key, as a deployed defense draws afresh for every query, so an
+    attack cannot keep a point because of the draw it happened to get there. The per-position
+    hash multipliers come from a ``torch.Generator`` seeded with ``seed``; they are a plain
+    attribute, not a buffer, so the state_dict is the wrapped network's."""
 
     def __init__(self, input_shape: tuple[int, int, int], bounds: tuple[float, float], *,
                  min_scale: float = 0.8, seed: int = 0) -> None:
@@ -178,6 +184,7 @@ class RandomResizePad(nn.Module):
         self.min_size = max(1, math.ceil(min_scale * height))
         self.fill = float(bounds[0])
         self.seed = seed
+        self.key = 0  # the draw stream; key 0 is the one attacks see
         values = math.prod(input_shape)
         owned = torch.Generator().manual_seed(seed)
         self._multipliers = torch.randint(1, 2**_HASH_MULTIPLIER_BITS, (values,), generator=owned, dtype=torch.int64)
@@ -185,13 +192,23 @@ class RandomResizePad(nn.Module):
     def extra_repr(self) -> str:
         return f"sizes {self.min_size}..{self.height}, frame {self.height}x{self.width}, seed={self.seed}"
 
+    @contextmanager
+    def independent_draws(self, key: int) -> Iterator[None]:
+        """Draw from stream ``key`` (independent of key 0's) inside the block."""
+        before, self.key = self.key, int(key)
+        try:
+            yield
+        finally:
+            self.key = before
+
     def draws(self, x: torch.Tensor, count: int) -> list[torch.Tensor]:
         """``count`` pseudo-random int64 streams in ``[0, 2^31 - 1)``, one value per example,
         from the bits of each example (float32 bit patterns, hashed with fixed multipliers)."""
         flat = x.detach().to(torch.float32).reshape(len(x), -1).contiguous()
         bits = flat.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
         multipliers = self._multipliers.to(x.device)
-        state = torch.full((len(x),), self.seed % _LEHMER_MODULUS + 1, dtype=torch.int64, device=x.device)
+        start = (self.seed % _LEHMER_MODULUS + self.key * _KEY_STRIDE) % _LEHMER_MODULUS + 1
+        state = torch.full((len(x),), start, dtype=torch.int64, device=x.device)
         for start in range(0, bits.shape[1], _HASH_CHUNK):  # each chunk's sum stays below 2^62
             chunk = (bits[:, start:start + _HASH_CHUNK] * multipliers[start:start + _HASH_CHUNK]).sum(1)
             state = (state * _LEHMER_MULTIPLIER + chunk % _LEHMER_MODULUS) % _LEHMER_MODULUS
@@ -236,12 +253,17 @@ class RandomResizePad(nn.Module):
 
 class RandomizedInput(nn.Module):
     """A trained network behind an input-randomization layer: ``net(transform(x))``. The
-    state_dict is the network's own (``net.`` prefixed)."""
+    state_dict is the network's own (``net.`` prefixed). It is a
+    :class:`~benchtool.contracts.model.RandomizedModel`: its transform's draws can come from
+    an independent stream."""
 
-    def __init__(self, transform: nn.Module, net: nn.Module) -> None:
+    def __init__(self, transform: RandomResizePad, net: nn.Module) -> None:
         super().__init__()
         self.transform = transform
         self.net = net
+
+    def independent_draws(self, key: int) -> AbstractContextManager[None]:
+        return self.transform.independent_draws(key)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.transform(x))
