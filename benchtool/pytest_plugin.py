@@ -84,6 +84,8 @@ class BenchSession:
     bundles: dict[tuple[str, int], Any] = field(default_factory=dict)
     load_errors: dict[tuple[str, int], str] = field(default_factory=dict)  # a dataset that failed to load
     models: dict[tuple[str, str, int], Any] = field(default_factory=dict)
+    # per suite test with a dataset fixture: (node id, the task it declares, cells it got)
+    dataset_tests: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 session_key = pytest.StashKey[BenchSession]()
@@ -224,7 +226,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from benchtool.host import load_host
 
     config.addinivalue_line("markers", "bt(**defaults): benchtool suite defaults per kind, e.g. models=[...], "
-                                       "optional_datasets=[...] (used when their files are found), cells=predicate "
+                                       "optional_datasets=[...] (used when their files are found), task='regression' "
+                                       "(only datasets of that task), cells=predicate "
                                        "(kind -> name dict: which combinations run), and per budget "
                                        "small=dict(...) / default=dict(...) / full=dict(...) over them")
     modules, blocked = _plugin_args(config)
@@ -401,12 +404,15 @@ def _found_optional(bench: BenchSession, names: Any) -> list[str]:
             if n in registered and locate_root(registry.create("datasets", n), bench.config.data_root) is not None]
 
 
-def _compatible(bench: BenchSession, combo: dict[str, str]) -> bool:
-    """Datasets must suit the plugin's declared tasks and the model's ``supports``."""
+def _compatible(bench: BenchSession, combo: dict[str, str], task: str | None = None) -> bool:
+    """Datasets must be of the test's declared ``task`` (``@pytest.mark.bt(task=...)``) and
+    suit the plugin's declared tasks and the model's ``supports``."""
     registry = bench.host.registry
     if "datasets" not in combo:
         return True
     info = registry.get("datasets", combo["datasets"]).create().info()
+    if task is not None and info.task != task:
+        return False
     for kind, name in combo.items():
         if kind == "datasets":
             continue
@@ -436,9 +442,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             dict(zip([s.kind for s in requested], values))
             for values in itertools.product(*pools)
         ]
-        combos = _suite_cells(bench, requested, defaults, [c for c in combos if _compatible(bench, c)])
+        task = defaults.get("task")
+        combos = _suite_cells(bench, requested, defaults, [c for c in combos if _compatible(bench, c, task)])
     except BenchtoolError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: {exc}") from None
+    if "dataset" in metafunc.fixturenames:
+        bench.dataset_tests.append((metafunc.definition.nodeid, str(task or "any"), len(combos)))
     if hasattr(metafunc.config, "workerinput"):  # pytest-xdist: its controller collects nothing to check
         problem = _cell_problem(bench, combos)
         if problem:
@@ -452,6 +461,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # --- values checked against the selected cells, before the first one runs ----------------------
 
 FIXTURE_KINDS = {spec.fixture: spec.kind for spec in KINDS.values()}
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_collection_modifyitems")
+def pytest_collection_modifyitems_check_datasets(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--bt-datasets`` naming only datasets no collected suite test accepts (a regression
+    test and classification data, say) is one usage error, before -k and the like deselect."""
+    bench = config.stash.get(session_key, None)
+    chosen = bench.config.filters.get("datasets") if bench is not None else None
+    if not chosen or is_worker(config) or not bench.dataset_tests or any(n for *_, n in bench.dataset_tests):
+        return
+    registry = bench.host.registry
+    given = ", ".join(f"{name} ({registry.get('datasets', name).create().info().task})" for name in chosen)
+    tests = ", ".join(nodeid.rsplit("::", 1)[-1] + ("" if task == "any" else f" ({task} only)")
+                      for nodeid, task, _ in bench.dataset_tests)
+    raise pytest.UsageError(f"--bt-datasets {given}: no selected suite test accepts them; expected datasets of the "
+                            f"tasks that {tests} and their plugins and models declare")
 
 
 @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")

@@ -35,7 +35,8 @@ from benchtool.models.trained import build_seeded
 from benchtool.models.nets import DROPOUT_TYPES
 from benchtool.models.training import evaluate
 
-pytestmark = pytest.mark.bt(models=["mlp", "lenet"], datasets=["digits"], small=dict(models=["mlp"]))
+pytestmark = pytest.mark.bt(models=["mlp", "lenet"], datasets=["digits"], task="classification",
+                            small=dict(models=["mlp"]))
 
 FIT_LEVEL = 0.95  # "fits": training accuracy at least this (lower confidence bound)
 CHANCE_MARGIN = 0.05  # "at chance": test accuracy within this of 1 / classes (both bounds), or

@@ -38,7 +38,8 @@ from benchtool_limits.weightings import EqualWeighting
 SEEDS = {"small": 1, "default": 8, "full": 12}  # default: 5 left the claim's interval across its margin
 TUNING_SEEDS = 3  # a grid is tuned on these first seeds; the chosen setting then trains on every seed
 
-pytestmark = pytest.mark.bt(loss_weightings=["equal", "fixed", "uncertainty", "gradnorm"], datasets=["digits"])
+pytestmark = pytest.mark.bt(loss_weightings=["equal", "fixed", "uncertainty", "gradnorm"], datasets=["digits"],
+                            task="classification")
 
 MARGIN = 2.0  # "matches": uncertainty's Delta_m at most this many points below the tuned fixed weights
 

@@ -29,7 +29,7 @@ from benchtool.nas import (
 )
 from benchtool.testing import fresh
 
-pytestmark = pytest.mark.bt(search_spaces=["conv-chain-small"], datasets=["digits"])
+pytestmark = pytest.mark.bt(search_spaces=["conv-chain-small"], datasets=["digits"], task="classification")
 
 CHECKPOINTS = (10, 50, 100, 150, 200)
 TIME_POINTS = 40

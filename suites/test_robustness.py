@@ -49,6 +49,7 @@ def small_cell(cell: dict[str, str]) -> bool:
 
 
 pytestmark = pytest.mark.bt(models=["lenet", "mlp", DEFENDED, RANDOMIZED], datasets=["digits"],
+                            task="classification",
                             optional_datasets=["fashion-mnist"],  # where its files are found
                             small=dict(models=["lenet", DEFENDED, RANDOMIZED], optional_datasets=[],
                                        cells=small_cell))

@@ -21,6 +21,7 @@ from benchtool.claims.stats import n_for_two_proportions, two_proportions_greate
 from benchtool_suites._attack_inputs import attack_eps, attack_subset
 
 pytestmark = pytest.mark.bt(models=["lenet"], datasets=["digits"], optional_datasets=["fashion-mnist"],
+                            task="classification",
                             small=dict(optional_datasets=[]))  # small: digits only, one eps
 
 MIN_EFFECT = 0.05  # EOT "survives better" by at least this much survival rate

@@ -160,7 +160,7 @@ def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, param
                      x_label="coverage", y_label="risk", params=params)
 
 
-@pytest.mark.bt(models=["lenet"], datasets=["digits-holdout"])
+@pytest.mark.bt(models=["lenet"], datasets=["digits-holdout"], task="classification")
 def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host,
                                     bt_record) -> None:
     fitted(estimator, dataset, model, bt_case, bt_config, bt_host)
@@ -238,7 +238,7 @@ def record_shift_intensities(bt_record: Any, estimator: UncertaintyEstimator, da
                              y_label=metric, params={"shift": axis})
 
 
-@pytest.mark.bt(models=["mlp"], datasets=["toy-regression"])
+@pytest.mark.bt(models=["mlp"], datasets=["toy-regression"], task="regression")
 def test_regression_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host,
                                 bt_record) -> None:
     fitted(estimator, dataset, model, bt_case, bt_config, bt_host)

@@ -236,3 +236,31 @@ def test_the_cli_error_for_a_bad_value_names_it(monkeypatch: pytest.MonkeyPatch,
     code = pytest.main([str(suites_dir() / "test_robustness.py"), "--bt-eps", ",", "-p", "no:cacheprovider"])
     assert code == 4
     assert f"invalid --bt-eps ',': no number in it; {LIST_EXPECTED}" in capsys.readouterr().err
+
+
+# --- --bt-datasets: a dataset of the wrong task ------------------------------------------------------------
+
+
+def test_datasets_no_suite_test_accepts_are_one_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert robustness(workdir, "--bt-datasets", "toy-regression") == 2
+    captured = capsys.readouterr()
+    assert one_error_line(captured.err) == (
+        "ERROR: --bt-datasets toy-regression (regression): no selected suite test accepts them; "
+        "expected datasets of the tasks that test_robust_accuracy (classification only), test_gradient_probes "
+        "(classification only), test_pgd_not_weaker_than_fgsm (classification only) and their plugins and models "
+        "declare")
+    assert_nothing_ran(workdir, captured.out)
+
+
+def test_a_test_declaring_its_task_gets_no_cell_of_another(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The uncertainty suite's regression test is never handed classification data."""
+    from benchtool.cli import suites_dir
+
+    suite = str(suites_dir() / "test_uncertainty.py")
+    assert pytest.main([suite, "--collect-only", "-q", "--bt-datasets", "digits,toy-regression",
+                        "--bt-store", str(workdir / "s.db"), "-p", "no:cacheprovider"]) == 0
+    ids = [line for line in capsys.readouterr().out.splitlines() if "::" in line]
+    regression = [i for i in ids if "test_regression_uncertainty" in i]
+    classification = [i for i in ids if "test_classification_uncertainty" in i]
+    assert regression and all(i.endswith("-toy-regression]") for i in regression)
+    assert classification and all(i.endswith("-digits]") for i in classification)
