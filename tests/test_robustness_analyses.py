@@ -287,3 +287,23 @@ def test_the_leaderboard_says_which_attacks_target_another_threat_model() -> Non
     assert notes == ["note: eot is an attack for the transformation threat model (it optimizes for adversarial "
                      "examples that survive random transformations); scored here on plain inputs, it is not at "
                      "its best"]
+
+
+def test_the_suite_flags_a_quantizing_input_layer(tmp_path: Path) -> None:
+    """A model with zero input gradients everywhere (tests/plugin_zoo/masked_models.py), run
+    through the robustness suite as a user would: the first-order probe flags it, and the
+    gradient-free attack beats every gradient attack."""
+    out = tmp_path / "out.json"
+    env = {**os.environ, "BENCHTOOL_CACHE": str(tmp_path / "cache"), "BENCHTOOL_SYSTEM_DATA": "",
+           "PYTHONPATH": str(ROOT / "tests" / "plugin_zoo")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_robustness.py"), "-q", "-p", "no:cacheprovider",
+         "-p", "masked_models", "--bt-models", "lenet-quantized", "--bt-attacks", "fgsm,pgd,square",
+         "--bt-budget", "small", "--bt-device", "cpu", "--bt-json", str(out), "--bt-store", str(tmp_path / "s.db")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    records = [Record.from_json(r) for r in json.loads(out.read_text())]
+    masking = {r.params["rule"]: r for r in records if r.metric == "gradient_masking"}
+    assert masking["first-order"].value == 1.0, masking["first-order"].params["evidence"]
+    assert masking["white-vs-black-box"].value == 1.0, masking["white-vs-black-box"].params["evidence"]
+    assert "gradient_masking: first-order" in done.stdout and "lenet-quantized" in done.stdout
