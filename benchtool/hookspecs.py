@@ -83,6 +83,13 @@ def benchtool_run_metadata(config: RunConfig, metadata: dict[str, Any]) -> None:
 
 
 @hookspec
+def benchtool_past_durations(config: RunConfig) -> dict[str, float]:
+    """Seconds each cell took when it last passed at this run's budget and device (keys: the
+    node id without directories, ``test_x.py::test_y[ids]``), for the estimate printed
+    before a run and its progress lines; a results store answers it."""
+
+
+@hookspec
 def benchtool_record(record: Record) -> None:
     """A figure was recorded (called in the process that measured it)."""
 

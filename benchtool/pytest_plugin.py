@@ -24,6 +24,7 @@ from benchtool.config import (
     parse_name_list, resolve_device,
 )
 from benchtool.errors import BenchtoolError, UsageError
+from benchtool.progress import RunProgress
 from benchtool.registry import KINDS, KindSpec
 from benchtool.results import CaseResult, Record, check_writable, write_json
 
@@ -775,6 +776,25 @@ class ResultCollector:
         self.bench = bench
         self.json_written: int | None = None  # records written to --bt-json
         self.json_error = ""
+        self.progress: RunProgress | None = None  # a serial or executor run's estimate and progress
+        self.terminal: Any = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The one-line estimate of a run of suite cells, before the first one (serial and
+        executor runs; pytest-xdist's controller collects nothing)."""
+        from benchtool.store.db import case_key
+
+        cells = [item for item in session.items if "bt_record" in getattr(item, "fixturenames", ())]
+        self.terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+        if not cells or self.terminal is None:
+            return
+        bench = self.bench
+        past: dict[str, float] = {}
+        for found in bench.host.hook.benchtool_past_durations(config=bench.config):
+            past.update(found)
+        where = f"budget {bench.config.budget} on {bench.config.device}"
+        self.progress = RunProgress.plan([case_key(_case_nodeid(i.nodeid)) for i in cells], past, where)
+        self.terminal.write_line(self.progress.estimate_line())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         bench = self.bench
@@ -800,6 +820,17 @@ class ResultCollector:
         case = CaseResult(_case_nodeid(report.nodeid), suite, outcome, duration, records, message)
         bench.cases.append(case)
         bench.host.hook.benchtool_case_finished(config=bench.config, case=case)
+        self._progress(case)
+
+    def _progress(self, case: CaseResult) -> None:
+        from benchtool.store.db import case_key
+        from benchtool.tables import nodeid_label
+
+        if self.progress is None or self.terminal is None:
+            return
+        line = self.progress.cell_finished(case_key(case.nodeid), nodeid_label(case.nodeid), case.duration)
+        if line:
+            self.terminal.write_line(line)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         bench = self.bench

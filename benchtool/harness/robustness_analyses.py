@@ -35,6 +35,7 @@ robust than the strongest peer of its norm, beyond noise, is recorded as
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,8 +67,8 @@ class Outcomes:
     threat: str
     eps: float
     robust: dict[int, bool]
-    gradient_queries: float = float("nan")  # per example
-    queries: float = float("nan")  # forward + gradient, per example
+    gradient_queries: float = math.nan  # per example
+    queries: float = math.inf  # forward + gradient, per example (inf: unknown, ordered last)
     template: Record | None = field(default=None, repr=False)
 
     @property
@@ -107,10 +108,11 @@ def collect_outcomes(records: Iterable[Record], suite: str = "robustness"
         series = r.series or {}
         robust = {int(i): bool(v) for i, v in zip(series["x"], series["y"])}
         cost = costs.get((r.case, r.params["eps"]), {})
-        gradient = cost.get("gradient_queries", float("nan"))
+        gradient = cost.get("gradient_queries", math.nan)  # unknown: in no attack family of the checks
+        queries = cost.get("forward_queries", math.nan) + gradient
         found[(r.model, r.dataset)].append(Outcomes(
             r.plugin, str(r.params.get("norm", "")), str(r.params.get("threat", "")), eps, robust,
-            gradient, cost.get("forward_queries", float("nan")) + gradient, r))
+            gradient, math.inf if math.isnan(queries) else queries, r))
     return found
 
 

@@ -524,6 +524,16 @@ class ResultStore:
     # --- reading -------------------------------------------------------------------------
 
     @_reads
+    def past_durations(self, budget: str, device: str) -> dict[str, float]:
+        """The duration of each case (by :func:`case_key`) the last time it passed in a run
+        of ``budget`` on ``device``."""
+        rows = self._conn.execute(
+            "SELECT c.nodeid, c.duration FROM cases c JOIN runs r ON c.run_id = r.id "
+            "WHERE c.outcome = 'passed' AND r.budget = ? AND r.device = ? ORDER BY c.finished, c.id",
+            (budget, device))
+        return {case_key(nodeid): float(duration) for nodeid, duration in rows}  # the latest wins
+
+    @_reads
     def run_ids(self) -> list[str]:
         """Every run id, oldest first."""
         return [row[0] for row in self._conn.execute("SELECT id FROM runs ORDER BY started, id")]

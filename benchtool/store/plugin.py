@@ -150,6 +150,19 @@ def benchtool_case_finished(config: Any, case: CaseResult) -> None:
 
 
 @hookimpl
+def benchtool_past_durations(config: Any) -> dict[str, float]:
+    """The store's past durations of cells at this run's budget and device (none without a store)."""
+    session = _sessions.get(id(config))
+    if session is None or not session.path.is_file():
+        return {}
+    try:
+        with ResultStore(session.path, create=False, readonly=True) as store:
+            return store.past_durations(config.budget, str(config.device))
+    except (UsageError, OSError):
+        return {}  # an estimate is a courtesy: a store that cannot be read gives none
+
+
+@hookimpl
 def benchtool_session_finish(config: Any, cases: list[CaseResult], exitstatus: int) -> None:
     session = _sessions.get(id(config))
     if session is None:
