@@ -6,7 +6,8 @@ A suite declares them as a module-level ``ANALYSES = [Analysis(...), ...]``, bes
 ends, before it decides the claims, so a claim may read an analysis's records. Their records
 become finished cases of their own (node id ``analysis::<suite>::<name>``), so ``--bt-json``,
 the store, ``compare`` and the report see them like any cell's. An analysis that raises
-fails its own case, with the error as its message; the run's other results are kept.
+fails its own case, with the error as its message, and the run's exit status as a failed cell
+does; the run's other results are kept.
 """
 
 from __future__ import annotations

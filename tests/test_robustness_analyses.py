@@ -307,3 +307,23 @@ def test_the_suite_flags_a_quantizing_input_layer(tmp_path: Path) -> None:
     assert masking["first-order"].value == 1.0, masking["first-order"].params["evidence"]
     assert masking["white-vs-black-box"].value == 1.0, masking["white-vs-black-box"].params["evidence"]
     assert "gradient_masking: first-order" in done.stdout and "lenet-quantized" in done.stdout
+
+
+def test_a_suite_declaring_something_else_as_an_analysis_fails_that_case_only(tmp_path: Path) -> None:
+    suite = tmp_path / "test_toy.py"
+    suite.write_text("import pytest\nANALYSES = ['not an analysis']\n\n"
+                     "@pytest.mark.bt(datasets=['digits'])\ndef test_score(dataset, bt_record):\n"
+                     "    bt_record('accuracy', 0.5)\n")
+    out = tmp_path / "out.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", str(suite), "-p", "no:cacheprovider", "--bt-json", str(out),
+         "--bt-store", str(tmp_path / "s.db"), "--bt-device", "cpu", "--bt-budget", "small"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr  # the cell passed, the analysis did not
+    assert "1 passed" in done.stdout and "benchtool: analysis invalid-declaration failed: TypeError" in done.stdout
+    assert [r["metric"] for r in json.loads(out.read_text())] == ["accuracy"]  # the cell's records are kept
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        (outcome, message), = db.execute("SELECT outcome, message FROM cases WHERE nodeid LIKE 'analysis::%'")
+    assert outcome == "failed" and "ANALYSES holds 'not an analysis', expected benchtool.analyses.Analysis" in message

@@ -22,6 +22,7 @@ from benchtool.analyses import ANALYSES_ATTRIBUTE, Analysis, is_analysis_case
 from benchtool.claims.core import VERDICT_NODEID_PREFIX, ClaimSet, Verdict, verdict_cases
 
 verdicts_key = pytest.StashKey[list[Verdict]]()
+failed_analyses_key = pytest.StashKey[list[str]]()  # the messages of the analyses that failed
 CLAIMS_ATTRIBUTE = "CLAIMS"
 
 
@@ -83,14 +84,21 @@ def collect_claims(modules: list[ModuleType]) -> ClaimSet:
 
 
 def collect_analyses(modules: list[ModuleType]) -> list[Analysis]:
-    """The analyses declared by the suite modules, in declaration order."""
+    """The analyses declared by the suite modules, in declaration order; an entry that is no
+    :class:`Analysis` becomes one that fails its own case, saying so (the run keeps the rest)."""
     found: list[Analysis] = []
     for module in modules:
         for analysis in getattr(module, ANALYSES_ATTRIBUTE, ()) or ():
-            if not isinstance(analysis, Analysis):
-                raise TypeError(f"{module.__name__}: ANALYSES holds {analysis!r}, expected benchtool.analyses.Analysis")
-            found.append(analysis)
+            found.append(analysis if isinstance(analysis, Analysis) else _invalid(module, analysis))
     return found
+
+
+def _invalid(module: ModuleType, entry: object) -> Analysis:
+    def run(records: object) -> list:
+        raise TypeError(f"{module.__name__}: ANALYSES holds {entry!r}, expected benchtool.analyses.Analysis")
+
+    suite = Path(str(module.__file__)).stem.removeprefix("test_")
+    return Analysis("invalid-declaration", suite, run, ())
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -106,12 +114,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ran = {c.suite for c in suite_cases if c.records}
     cfg = bench.config
     records = [r for case in suite_cases for r in case.records]
+    failed: list[str] = []
     for analysis in collect_analyses(modules):
         if analysis.suite in ran:
             case = analysis.case(records)
             records.extend(case.records)
             bench.cases.append(case)
             bench.host.hook.benchtool_case_finished(config=cfg, case=case)
+            if case.outcome == "failed":
+                failed.append(case.message)
+    if failed:  # like a failed cell: the run's other results stand, its exit status says so
+        session.config.stash[failed_analyses_key] = failed
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     claims = collect_claims(modules)
     if not claims.claims:
         return
@@ -127,6 +142,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     """The Claims table, before the leaderboards."""
     from benchtool.tables import claims_table
 
+    for message in config.stash.get(failed_analyses_key, []):
+        terminalreporter.write_line(f"benchtool: {message}", red=True)
     verdicts = config.stash.get(verdicts_key, None)
     if not verdicts:
         return
