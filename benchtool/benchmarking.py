@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchtool.cli import command
+from benchtool.commands import command
 from benchtool.errors import UsageError
 from benchtool.tables import format_table
 

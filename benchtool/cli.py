@@ -11,11 +11,11 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from benchtool import __version__
+from benchtool.commands import COMMANDS, command, forwarded_options
 from benchtool.config import BUDGETS, check_budget, check_seed, resolve_device
 from benchtool.errors import BenchtoolError, UsageError, choices_error
 from benchtool.host import prepare_local_plugins
@@ -26,33 +26,8 @@ from benchtool.tables import format_table
 EXIT_USAGE = 2
 PYTEST_USAGE_ERROR = 4
 
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    handler: Callable[[argparse.Namespace, list[str]], int]
-    passthrough: bool = False  # unknown arguments go to pytest
-
-
-COMMANDS: dict[str, Command] = {}
 # modules that add commands with @command (imported when the CLI starts)
 COMMAND_MODULES: tuple[str, ...] = ("benchtool.store.commands", "benchtool.report.commands", "benchtool.benchmarking")
-
-
-def command(name: str, help: str, *, passthrough: bool = False):
-    """Register a sub-command: decorates ``handler(args, extra) -> exit code``; the
-    decorated function's ``configure`` attribute adds its arguments."""
-
-    def decorate(configure: Callable[[argparse.ArgumentParser], None]):
-        def bind(handler: Callable[[argparse.Namespace, list[str]], int]):
-            COMMANDS[name] = Command(name, help, configure, handler, passthrough)
-            return handler
-
-        return bind
-
-    return decorate
 
 
 # --- suites ---------------------------------------------------------------------------
@@ -102,25 +77,6 @@ def pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     if args.store:
         argv += ["--bt-store", str(Path(args.store).resolve())]
     return argv + extra
-
-
-def forwarded_options(args: argparse.Namespace) -> list[str]:
-    """``--json``, ``-p`` and ``-n`` as pytest options (for a run and for a resume)."""
-    argv = ["--bt-json", str(Path(args.json).resolve())] if args.json else []
-    for plugin in args.plugin:
-        argv += ["-p", plugin]
-    if args.numprocesses is not None:
-        argv += ["-n", check_numprocesses(args.numprocesses)]
-    return argv
-
-
-def check_numprocesses(value: str) -> str:
-    """``-n``: a worker count (0 = no workers) or ``auto``; needs pytest-xdist."""
-    if not (value.isdigit() or value in ("auto", "logical")):
-        raise UsageError(f"invalid -n {value!r}; expected a number of worker processes (0, 1, 2, ...) or auto")
-    if importlib.util.find_spec("xdist") is None:
-        raise UsageError("-n needs pytest-xdist, which is not installed here; install it with: pip install pytest-xdist")
-    return value
 
 
 def _configure_run(parser: argparse.ArgumentParser) -> None:

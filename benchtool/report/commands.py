@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from benchtool.cli import command
+from benchtool.commands import command
 from benchtool.results import check_writable, write_text_atomically
 from benchtool.store.commands import _store_option
 from benchtool.store.compare import Policies

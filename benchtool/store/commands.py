@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchtool.cli import command, forwarded_options
+from benchtool.commands import command, forwarded_options
 from benchtool.errors import UsageError
 from benchtool.results import check_writable, write_json, write_text_atomically
 from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
