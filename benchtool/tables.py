@@ -122,10 +122,9 @@ def threat_notes(records: Iterable[Record]) -> list[str]:
 CHECKS_HEADERS = ("check", "model", "dataset", "result", "evidence")
 
 
-def check_records(cases: Sequence[CaseResult]) -> list[Record]:
-    """The run's sanity-check records (catalog kind ``flag``), flagged ones first."""
-    found = [r for case in cases for r in case.records
-             if r.value is not None and CATALOG.spec(r.metric, r.unit).kind == "flag"]
+def check_records(records: Iterable[Record]) -> list[Record]:
+    """The sanity-check records (catalog kind ``flag``) among ``records``, flagged ones first."""
+    found = [r for r in records if r.value is not None and CATALOG.spec(r.metric, r.unit).kind == "flag"]
     return sorted(found, key=lambda r: (-float(r.value or 0), r.model, r.dataset, r.metric))
 
 
@@ -140,7 +139,7 @@ def check_name(record: Record) -> str:
 def checks_table(cases: Sequence[CaseResult]) -> list[str]:
     """The flagged sanity checks with their evidence, then a one-line tally (nothing when
     the run made no checks)."""
-    checks = check_records(cases)
+    checks = check_records(r for case in cases for r in case.records)
     if not checks:
         return []
     flagged = [r for r in checks if r.value]

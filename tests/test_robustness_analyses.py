@@ -327,3 +327,24 @@ def test_a_suite_declaring_something_else_as_an_analysis_fails_that_case_only(tm
     with sqlite3.connect(tmp_path / "s.db") as db:
         (outcome, message), = db.execute("SELECT outcome, message FROM cases WHERE nodeid LIKE 'analysis::%'")
     assert outcome == "failed" and "ANALYSES holds 'not an analysis', expected benchtool.analyses.Analysis" in message
+
+
+def test_the_report_opens_the_suite_with_the_worst_case_and_lists_its_checks() -> None:
+    import re
+
+    from benchtool.report.html import render_report
+    from benchtool.results import CaseResult
+    from benchtool.store.load import ResultSet
+
+    records = (outcome_records("fgsm", {0.1: [1, 1, 0, 1]}, gradient=1) + outcome_records("pgd", {0.1: [1, 0, 0, 1]})
+               + probe_records(0.9, 0.0))
+    cases = [CaseResult("suites/test_robustness.py::test_robust_accuracy[pgd-net-digits]", "robustness", "passed",
+                        1.0, records),
+             Analysis("worst-case", "robustness", worst_case, WORST_CASE_METRICS).case(records),
+             Analysis("gradient-masking", "robustness", gradient_masking, MASKING_METRICS).case(records)]
+    html = render_report(ResultSet("run-1", [r for c in cases for r in c.records], None, cases))
+    text = re.sub(r"<[^>]+>", " ", html)
+    section = text[text.index("Worst case over attacks"):]
+    assert re.search(r"net\s+digits\s+linf\s+0\.1\s+0\.5 \[0\.15", section)  # 2 of 4 robust, Wilson interval
+    assert "Checks: 1 of 6 flagged" in section and section.index("Checks:") < section.index("Leaderboard")
+    assert "gradient_masking: first-order" in section and PER_EXAMPLE not in html

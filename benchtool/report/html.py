@@ -26,7 +26,7 @@ from benchtool.results import CaseResult, Record
 from benchtool.store.compare import MetricKey, MetricPolicy, Policies, judge, scalar_values
 from benchtool.store.db import run_facts
 from benchtool.store.load import ResultSet
-from benchtool.tables import check_name, claims_rows, nodeid_label, threat_notes
+from benchtool.tables import check_name, check_records, claims_rows, nodeid_label, threat_notes
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d232a;
@@ -251,10 +251,9 @@ def _worst_case_html(records: Sequence[Record]) -> str:
 
 def _checks_html(records: Sequence[Record]) -> str:
     """The suite's sanity checks (gradient masking, underpowered attacks), flagged first."""
-    checks = [r for r in records if r.value is not None and CATALOG.spec(r.metric, r.unit).kind == "flag"]
+    checks = check_records(records)
     if not checks:
         return ""
-    checks.sort(key=lambda r: (-float(r.value or 0), r.model, r.dataset, r.metric))
     flagged = sum(1 for r in checks if r.value)
     body = "".join(
         f"<tr><td>{_e(check_name(r))}</td><td>{_e(r.model)}</td><td>{_e(r.dataset)}</td>"
