@@ -154,12 +154,18 @@ def test_at_budget_keeps_explicit_hyperparameters():
 
 
 def test_eps_sweeps():
-    digits = DatasetInfo("digits", "classification", (1, 8, 8), 10, (0.0, 1.0))
-    assert eps_sweep(None, digits, "linf") == [0.0, 0.05, 0.1, 0.2, 0.3]
+    from benchtool.data.digits import Digits
+    from benchtool.data.local import FashionMnist
+
+    digits = Digits().info()
+    assert eps_sweep(None, digits, "linf") == [0.0, 0.05, 0.1, 0.2, 0.3]  # declared by the dataset
+    assert eps_sweep(None, FashionMnist().info(), "l2") == [0.0, 0.5, 1.0, 1.5]
     assert eps_sweep([0.0, 0.4], digits, "l2") == [0.0, 0.4]
     other = DatasetInfo("pixels", "classification", (3, 4, 4), 2, (0.0, 255.0))
     assert eps_sweep(None, other, "linf") == pytest.approx([0.0, 2.55, 7.65, 25.5])
     assert eps_sweep(None, other, "l2")[-1] == pytest.approx(25.5 * math.sqrt(48) / 4)
+    with pytest.raises(ValueError, match=r"eps_sweeps\['linf'\] = \(0.1, 0.05\); expected increasing eps >= 0"):
+        DatasetInfo("bad", "classification", (1, 2, 2), 2, (0.0, 1.0), eps_sweeps={"linf": (0.1, 0.05)})
 
 
 def test_moved_harness_names_still_import_from_contracts_with_a_deprecation_warning() -> None:

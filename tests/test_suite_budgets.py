@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from benchtool.config import BUDGET_TORCH_THREADS, RunConfig
-from benchtool.contracts.data import DatasetInfo
 from benchtool.host import load_host
 from benchtool_limits.weightings import FixedWeighting
 from benchtool_suites._attack_inputs import attack_eps
@@ -147,10 +146,13 @@ def test_default_runs_every_plugin_on_every_suite_model(
 
 
 def test_small_thins_the_eps_sweep_to_zero_and_the_eps_the_claims_read() -> None:
-    digits = DatasetInfo("digits", "classification", (1, 8, 8), 10, (0.0, 1.0))
+    from benchtool.data.digits import Digits
+    from benchtool.data.local import Cifar10
+
+    digits = Digits().info()
     assert attack_eps(RunConfig(budget="small"), digits, "linf") == [0.0, 0.2]  # the largest <= 0.25
     assert attack_eps(RunConfig(budget="small"), digits, "l2") == [0.0, 0.5]  # the sweep's middle
-    cifar = DatasetInfo("cifar10", "classification", (3, 32, 32), 10, (0.0, 1.0))
+    cifar = Cifar10().info()
     assert attack_eps(RunConfig(budget="small"), cifar, "linf") == [0.0, 8 / 255]
     assert attack_eps(RunConfig(budget="default"), digits, "linf") == [0.0, 0.05, 0.1, 0.2, 0.3]
     assert attack_eps(RunConfig(budget="small", eps=[0.0, 0.05, 0.3]), digits, "linf") == [0.0, 0.05, 0.3]

@@ -339,7 +339,7 @@ class Attack(BudgetedHyperParams, ABC):
 
 # The robustness harness (evaluation, eps sweeps, model checks) moved to
 # benchtool.harness.robustness; the old names keep working here with a DeprecationWarning.
-_MOVED = ("DEFAULT_EPS", "eps_sweep", "AttackWarning", "model_warnings", "RobustnessReport", "evaluate")
+_MOVED = ("eps_sweep", "AttackWarning", "model_warnings", "RobustnessReport", "evaluate")
 
 
 def __getattr__(name: str) -> Any:

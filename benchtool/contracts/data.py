@@ -29,6 +29,10 @@ class DatasetInfo:
     # The zoo's recipe family (benchtool.models.recipes): "digits", "mnist", "cifar10", "svhn",
     # "toy"; None: the family closest in size.
     recipe_family: str | None = None
+    # The eps an attack of each norm ("linf", "l2") sweeps by default, in data units, starting
+    # at 0; a norm not given gets a sweep scaled to the bounds and input size
+    # (benchtool.harness.robustness.eps_sweep).
+    eps_sweeps: dict[str, tuple[float, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         low, high = self.bounds
@@ -38,6 +42,9 @@ class DatasetInfo:
             raise ValueError(f"dataset {self.name!r}: a classification task needs num_classes >= 2")
         if self.reference_eps is not None and not 0 < self.reference_eps <= high - low:
             raise ValueError(f"dataset {self.name!r}: reference_eps {self.reference_eps} must lie in (0, {high - low}]")
+        for norm, sweep in self.eps_sweeps.items():
+            if not sweep or any(e < 0 for e in sweep) or list(sweep) != sorted(sweep):
+                raise ValueError(f"dataset {self.name!r}: eps_sweeps[{norm!r}] = {sweep!r}; expected increasing eps >= 0")
 
     @property
     def attack_eps(self) -> float:

@@ -22,6 +22,8 @@ HOLDOUT_CLASSES = (0, 1, 2, 3, 4)  # the in-distribution classes of digits-holdo
 # 17 grey levels (0..16): the Fashion-MNIST eps, below the 0.3 of MNIST because 8x8 digits
 # carry far less redundancy per pixel than 28x28 ones
 REFERENCE_EPS = 0.1
+# eps sweeps per attack norm, in pixels of [0, 1] (Madry et al. 2018's MNIST range, finer at the low end)
+EPS_SWEEPS = {"linf": (0.0, 0.05, 0.1, 0.2, 0.3), "l2": (0.0, 0.25, 0.5, 1.0, 2.0)}
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -40,6 +42,7 @@ class Digits(Dataset):
         return DatasetInfo(
             name=self.name, task="classification", input_shape=(1, 8, 8), num_classes=10, bounds=(0.0, 1.0),
             description=self.__doc__ or "", reference_eps=REFERENCE_EPS, recipe_family="digits",
+            eps_sweeps=dict(EPS_SWEEPS),
         )
 
     def load(self, *, root: Path, seed: int, download: bool = False) -> DataBundle:
@@ -65,6 +68,7 @@ class DigitsHoldout(Dataset):
         return DatasetInfo(
             name=self.name, task="classification", input_shape=(1, 8, 8), num_classes=len(HOLDOUT_CLASSES),
             bounds=(0.0, 1.0), description=self.__doc__ or "", reference_eps=REFERENCE_EPS, recipe_family="digits",
+            eps_sweeps=dict(EPS_SWEEPS),
         )
 
     def load(self, *, root: Path, seed: int, download: bool = False) -> DataBundle:

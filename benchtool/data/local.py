@@ -36,13 +36,14 @@ class LocalImageDataset(Dataset):
     gzip_twins: ClassVar[bool] = True  # whether ``name.gz`` may stand in for ``name``
     reference_eps: ClassVar[float | None] = None  # DatasetInfo.reference_eps (Linf, pixels in [0, 1])
     recipe_family: ClassVar[str | None] = None  # DatasetInfo.recipe_family
+    eps_sweeps: ClassVar[dict[str, tuple[float, ...]]] = {}  # DatasetInfo.eps_sweeps
     install_hint: ClassVar[str] = ""  # another way to get the files (a distribution's package)
 
     def info(self) -> DatasetInfo:
         return DatasetInfo(
             name=self.name, task="classification", input_shape=self.input_shape, num_classes=self.num_classes,
             bounds=(0.0, 1.0), description=self.__doc__ or "", reference_eps=self.reference_eps,
-            recipe_family=self.recipe_family,
+            recipe_family=self.recipe_family, eps_sweeps=dict(self.eps_sweeps),
         )
 
     @abstractmethod
@@ -170,6 +171,7 @@ class Mnist(IdxDataset):
     folders = ("mnist", "MNIST/raw")
     homepage = "http://yann.lecun.com/exdb/mnist/"
     reference_eps = 0.3  # Madry et al., ICLR 2018
+    eps_sweeps = {"linf": (0.0, 0.1, 0.2, 0.3), "l2": (0.0, 0.5, 1.0, 2.0)}  # Madry et al. 2018's Linf range
     recipe_family = "mnist"
     remotes = _idx_remotes(
         ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
@@ -187,6 +189,7 @@ class FashionMnist(IdxDataset):
     folders = ("fashion-mnist", "FashionMNIST/raw")
     homepage = "https://github.com/zalandoresearch/fashion-mnist"
     reference_eps = 0.1  # Wong & Kolter, ICML 2018, Table 1
+    eps_sweeps = {"linf": (0.0, 0.05, 0.1, 0.2), "l2": (0.0, 0.5, 1.0, 1.5)}
     recipe_family = "mnist"
     install_hint = "install them on Debian/Ubuntu with apt-get install dataset-fashion-mnist (/usr/share/datasets)"
     remotes = _idx_remotes(
@@ -215,6 +218,7 @@ class Cifar10(LocalImageDataset):
     )
     input_shape = (3, 32, 32)
     reference_eps = 8 / 255  # Madry et al., ICLR 2018; RobustBench
+    eps_sweeps = {"linf": (0.0, 2 / 255, 4 / 255, 8 / 255), "l2": (0.0, 0.25, 0.5, 1.0)}  # RobustBench's 8/255, 0.5
     recipe_family = "cifar10"
     records_per_batch: ClassVar[int] = 10000  # as published; a file of another size is truncated
 
@@ -243,6 +247,7 @@ class Svhn(LocalImageDataset):
     )
     input_shape = (3, 32, 32)
     reference_eps = 8 / 255  # as CIFAR-10 (RobustBench-style evaluations of SVHN)
+    eps_sweeps = Cifar10.eps_sweeps
     recipe_family = "svhn"
     gzip_twins = False
 

@@ -26,31 +26,15 @@ from benchtool.contracts.model import RandomizedModel
 JUDGING_KEY = 1  # the draw stream adversarial examples are judged under (attacks see stream 0)
 
 
-# eps sweeps per (dataset, norm), in data space; other datasets get a sweep scaled to their
-# bounds and size (see eps_sweep). Linf values for MNIST-like data follow Madry et al. 2018,
-# for CIFAR-like data the 8/255 of RobustBench (Croce et al. 2021).
-DEFAULT_EPS: dict[tuple[str, Norm], tuple[float, ...]] = {
-    ("digits", "linf"): (0.0, 0.05, 0.1, 0.2, 0.3),
-    ("digits", "l2"): (0.0, 0.25, 0.5, 1.0, 2.0),
-    ("mnist", "linf"): (0.0, 0.1, 0.2, 0.3),
-    ("mnist", "l2"): (0.0, 0.5, 1.0, 2.0),
-    ("fashion-mnist", "linf"): (0.0, 0.05, 0.1, 0.2),
-    ("fashion-mnist", "l2"): (0.0, 0.5, 1.0, 1.5),
-    ("cifar10", "linf"): (0.0, 2 / 255, 4 / 255, 8 / 255),
-    ("cifar10", "l2"): (0.0, 0.25, 0.5, 1.0),
-    ("svhn", "linf"): (0.0, 2 / 255, 4 / 255, 8 / 255),
-    ("svhn", "l2"): (0.0, 0.25, 0.5, 1.0),
-}
-
-
 def eps_sweep(requested: Sequence[float] | None, info: DatasetInfo, norm: Norm) -> list[float]:
     """The eps values to run: ``requested`` (``--bt-eps``, in the attack's own norm) when
-    given, else the dataset's default for ``norm``, else one scaled to the data: Linf
-    fractions (0, 1%, 3%, 10%) of the bounds' range, L2 a quarter of that times sqrt(dims)."""
+    given, else the dataset's declared sweep for ``norm`` (:attr:`DatasetInfo.eps_sweeps`),
+    else one scaled to the data: Linf fractions (0, 1%, 3%, 10%) of the bounds' range, L2 a
+    quarter of that times sqrt(dims)."""
     if requested:
         return [float(e) for e in requested]
-    if (info.name, norm) in DEFAULT_EPS:
-        return list(DEFAULT_EPS[info.name, norm])
+    if norm in info.eps_sweeps:
+        return list(info.eps_sweeps[norm])
     low, high = info.bounds
     linf = [f * (high - low) for f in (0.0, 0.01, 0.03, 0.1)]
     return linf if norm == "linf" else [e * math.sqrt(math.prod(info.input_shape)) / 4 for e in linf]
