@@ -71,10 +71,15 @@ def test_lenet_has_dropout_for_mc_dropout() -> None:
 
 
 def test_recipe_lookup_families_and_errors() -> None:
-    assert recipes.family(DatasetInfo("digits-holdout", "classification", (1, 8, 8), 5, (0, 1))) == "digits"
+    from benchtool.data.local import Cifar10
+
+    assert recipes.family(DatasetInfo("digits-like", "classification", (1, 8, 8), 5, (0, 1))) == "digits"
     assert recipes.family(DatasetInfo("mine", "classification", (3, 64, 64), 5, (0, 1))) == "svhn"
     assert recipes.family(DatasetInfo("mine", "regression", (4,), None, (0, 1))) == "toy"
-    cifar = DatasetInfo("cifar10", "classification", (3, 32, 32), 10, (0.0, 1.0))
+    # the family is the dataset's own declaration, never looked up by its name
+    assert recipes.family(DatasetInfo("cifar10", "classification", (3, 32, 32), 10, (0, 1))) == "svhn"
+    cifar = Cifar10().info()
+    assert recipes.family(cifar) == "cifar10"
     full = ResNet20Spec().recipe(cifar, "full")
     assert (full.optimizer, full.lr, full.momentum, full.weight_decay, full.batch_size, full.augment) == (
         "sgd", 0.1, 0.9, 1e-4, 128, "crop-flip"

@@ -61,7 +61,7 @@ class ToyRegression(Dataset):
     def info(self) -> DatasetInfo:
         return DatasetInfo(
             name=self.name, task="regression", input_shape=(1,), num_classes=None, bounds=BOUNDS, output_dim=1,
-            description=self.__doc__ or "",
+            description=self.__doc__ or "", recipe_family="toy",
         )
 
     def load(self, *, root: Path, seed: int, download: bool = False) -> DataBundle:

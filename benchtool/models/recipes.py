@@ -43,17 +43,6 @@ from benchtool.errors import choices_error
 
 Row = dict[str, TrainRecipe]  # budget -> recipe
 
-FAMILY_OF_DATASET = {  # built-in datasets that do not declare DatasetInfo.recipe_family (older infos)
-    "digits": "digits",
-    "digits-holdout": "digits",
-    "mnist": "mnist",
-    "fashion-mnist": "mnist",
-    "cifar10": "cifar10",
-    "svhn": "svhn",
-    "toy-regression": "toy",
-}
-
-
 def _row(small: int, default: int, full: int, **common: object) -> Row:
     """One recipe per budget that differ only in their number of epochs."""
     return {
@@ -108,8 +97,6 @@ def family(info: DatasetInfo) -> str:
     """The recipe family of a dataset (see the module docstring)."""
     if info.recipe_family is not None:
         return info.recipe_family
-    if info.name in FAMILY_OF_DATASET:
-        return FAMILY_OF_DATASET[info.name]
     if info.task == "regression":
         return "toy"
     size = math.prod(info.input_shape)
