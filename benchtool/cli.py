@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchtool import __version__
-from benchtool.commands import COMMANDS, command, forwarded_options
+from benchtool.commands import COMMANDS, command, forwarded_options, store_option
 from benchtool.config import BUDGETS, check_budget, check_seed, resolve_device
 from benchtool.errors import BenchtoolError, UsageError, choices_error
 from benchtool.host import prepare_local_plugins
@@ -91,9 +91,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--numprocesses", metavar="N", default=None,
                         help="spread the cells over N worker processes (pytest-xdist), one GPU each; "
                              "cells sharing a trained model stay on one worker; 'auto' = one per CPU")
-    from benchtool.store.db import STORE_HELP
-
-    parser.add_argument("--store", metavar="PATH", help=STORE_HELP)
+    store_option(parser)
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="re-run a stored run's command line, running only the cases it has not finished")
 

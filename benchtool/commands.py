@@ -57,3 +57,10 @@ def check_numprocesses(value: str) -> str:
     if importlib.util.find_spec("xdist") is None:
         raise UsageError("-n needs pytest-xdist, which is not installed here; install it with: pip install pytest-xdist")
     return value
+
+
+def store_option(parser: argparse.ArgumentParser) -> None:
+    """``--store PATH``: the results database a command writes or reads."""
+    from benchtool.store.db import STORE_HELP
+
+    parser.add_argument("--store", metavar="PATH", help=STORE_HELP)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from benchtool.commands import command
+from benchtool.commands import command, store_option
 from benchtool.results import check_writable, write_text_atomically
-from benchtool.store.commands import _store_option
 from benchtool.store.compare import Policies
 from benchtool.store.load import load_result_set
 
@@ -17,7 +16,7 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
                         help="where to write (default: report.html)")
     parser.add_argument("--compare", metavar="RUN_ID",
                         help="overlay a baseline run (or --bt-json file) and show changes against it")
-    _store_option(parser)
+    store_option(parser)
     parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
                         help="tolerance used to colour changes (as in benchtool compare)")
     parser.add_argument("--direction", action="append", default=[], metavar="METRIC=higher|lower|none",

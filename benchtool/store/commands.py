@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchtool.commands import command, forwarded_options
+from benchtool.commands import command, forwarded_options, store_option
 from benchtool.errors import UsageError
 from benchtool.results import check_writable, write_json, write_text_atomically
 from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
 from benchtool.store.db import (
-    STORE_HELP, ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
+    ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
 )
 from benchtool.store.load import load_result_set
 from benchtool.tables import format_table, leaderboards
@@ -23,10 +23,6 @@ EXIT_REGRESSED = 1
 COMMAND_WIDTH = 70  # `runs` shortens longer command lines (`show` prints them whole)
 # pytest options whose value the resume replaces
 RESUME_REPLACED = ("--bt-resume", "--bt-store")
-
-
-def _store_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="PATH", help=STORE_HELP)
 
 
 def _shorten(text: str, width: int) -> str:
@@ -50,7 +46,7 @@ def reader_output() -> Iterator[None]:
 
 
 def _configure_runs(parser: argparse.ArgumentParser) -> None:
-    _store_option(parser)
+    store_option(parser)
     parser.add_argument("--limit", type=int, default=20, metavar="N",
                         help="show the newest N runs (default: 20; 0: all)")
 
@@ -81,7 +77,7 @@ def runs(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_ID", help="a run id, a unique prefix of one, latest or latest~N")
-    _store_option(parser)
+    store_option(parser)
     parser.add_argument("--json", metavar="PATH", help="also write the run's records as a --bt-json file")
 
 
@@ -117,7 +113,7 @@ def show(args: argparse.Namespace, extra: list[str]) -> int:
 def _configure_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", metavar="BASELINE", help="a run id (or latest~N) or a --bt-json file")
     parser.add_argument("candidate", metavar="CANDIDATE", help="a run id (or latest) or a --bt-json file")
-    _store_option(parser)
+    store_option(parser)
     parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
                         help="tolerance of a metric: absolute (robust_accuracy=0.01) or relative (nll=5%%); "
                              "METRIC may be KIND:METRIC (attacks:robust_accuracy)")
