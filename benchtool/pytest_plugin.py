@@ -786,7 +786,7 @@ class ResultCollector:
 
         cells = [item for item in session.items if "bt_record" in getattr(item, "fixturenames", ())]
         self.terminal = session.config.pluginmanager.get_plugin("terminalreporter")
-        if not cells or self.terminal is None:
+        if not cells or self.terminal is None or session.config.option.collectonly:
             return
         bench = self.bench
         past: dict[str, float] = {}
