@@ -226,7 +226,7 @@ def test_gradient_probes(model, dataset, bt_config, bt_host, bt_record):
     an unbounded attack must leave about nothing robust)."""
     x, y = attack_subset(dataset.test, bt_config)
     low, high = dataset.info.bounds
-    probe = gradient_probe(model, x[:PROBE_EXAMPLES], y[:PROBE_EXAMPLES], bounds=(low, high), seed=bt_config.seed)
+    probe = gradient_probe(model, x[:PROBE_EXAMPLES], y[:PROBE_EXAMPLES], bounds=(low, high))
     bt_record("gradient_masked_share", probe.masked_share, unit="fraction", kind="probes")
     bt_record("examples", probe.n, unit="examples", kind="probes")
     if "pgd" not in bt_host.registry.names("attacks"):

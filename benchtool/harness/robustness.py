@@ -193,8 +193,8 @@ FIRST_ORDER_TOLERANCE = 0.5  # relative error beyond which the gradient did not 
 @dataclass
 class GradientProbe:
     """Per example: whether the input gradient of the classification margin is all zero, and
-    the relative error of its first-order prediction of the margin's change one tiny random
-    step away. On a smooth (or piecewise-linear) model the error is near 0; a quantizing input
+    the relative error of its first-order prediction of the margin's change one tiny step
+    against the gradient's sign. On a smooth (or piecewise-linear) model the error is near 0; a quantizing input
     layer zeroes the gradient, and a randomized or shattered one makes the change unrelated to
     the gradient (Athalye, Carlini & Wagner, ICML 2018, sections 4.1-4.2)."""
 
@@ -222,19 +222,18 @@ def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return true - others.amax(1)
 
 
-def gradient_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bounds: tuple[float, float],
-                   seed: int = 0) -> GradientProbe:
-    """Probe ``model``'s input gradients at ``x`` (see :class:`GradientProbe`): one gradient,
-    one step of ``FIRST_ORDER_STEP`` of the range in a seeded random sign direction (kept
-    inside ``bounds``), and the margin there."""
+def gradient_probe(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, bounds: tuple[float, float]) -> GradientProbe:
+    """Probe ``model``'s input gradients at ``x`` (see :class:`GradientProbe`): one gradient of
+    the margin, one step of ``FIRST_ORDER_STEP`` of the range against its sign (the direction a
+    gradient attack takes, kept inside ``bounds``), and the margin there. Along the sign the
+    first-order term is the gradient's L1 norm times the step, so a piecewise-linear network's
+    kinks and float rounding stay small beside it (a random direction's term cancels out)."""
     low, high = bounds
-    generator = torch.Generator(device=x.device).manual_seed(seed)
-    signs = torch.randint(0, 2, x.shape, generator=generator, device=x.device).to(x.dtype) * 2 - 1
-    step = ((x + FIRST_ORDER_STEP * (high - low) * signs).clamp(low, high) - x).detach()
     with torch.enable_grad():
         x_req = x.detach().clone().requires_grad_(True)
         margin = _margin(model(x_req), y)
         (grad,) = torch.autograd.grad(margin.sum(), x_req)
+    step = ((x - FIRST_ORDER_STEP * (high - low) * grad.sign()).clamp(low, high) - x).detach()
     with torch.no_grad():
         change = _margin(model(x + step), y) - margin.detach()
     predicted = (grad * step).reshape(len(x), -1).sum(1)

@@ -26,7 +26,8 @@ per model, dataset and rule, with the evidence of its weakest point:
 - ``eot-vs-plain``: an attack over random transformations (EOT) is not stronger than the
   strongest plain white-box attack, as it cannot be on a deterministic, smooth model;
 - ``first-order``: at no more than :data:`MASKED_SHARE` of the examples is the input
-  gradient zero or useless for predicting the loss one tiny step away (the probe cell).
+  gradient zero or useless for predicting the margin one tiny step against its sign (the
+  probe cell, :func:`benchtool.harness.robustness.gradient_probe`).
 
 An iterative white-box attack that leaves at least :data:`UNDERPOWERED_GAP` more examples
 robust than the strongest peer of its norm, beyond noise, is recorded as
@@ -260,7 +261,8 @@ def masking_findings(outcomes: list[Outcomes], probes: Sequence[Record]) -> dict
                                           lambda o: o.plain_white_box and not o.single_step,
                                           "transformation (EOT) and plain iterative attacks"),
         "first-order": _probe(probes, "gradient_masked_share", MASKED_SHARE,
-                              "examples whose input gradient is zero or mispredicts the loss a tiny step away"),
+                              "examples whose input gradient is zero or mispredicts the margin a tiny step "
+                              "against its sign"),
     }
 
 
