@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchtool.contracts.attack import evaluate
+from benchtool.harness.robustness import evaluate
 from benchtool.data import load_dataset
 from benchtool.data.digits import Digits
 from benchtool.models.zoo import LeNetSpec
