@@ -27,6 +27,10 @@ from benchtool.tables import checks_table, leaderboards
 from benchtool.testing.attacks import INPUT_SHAPE, NUM_CLASSES, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "tests" / "plugin_zoo"
+sys.path.insert(0, str(ZOO))
+
+from masked_models import Quantized  # noqa: E402  (the zoo's model plugin: one quantizing layer for both tests)
 
 
 def outcome_records(attack: str, robust: dict[float, list[int]], *, gradient: float = 10.0, norm: str = "linf",
@@ -202,17 +206,6 @@ def test_paired_comparison_counts_discordant_examples() -> None:
 # --- the gradient probe ------------------------------------------------------------------------------------
 
 
-class Quantized(nn.Module):
-    """A quantizing input layer in front of a network: its input gradient is zero everywhere."""
-
-    def __init__(self, net: nn.Module, levels: int = 4) -> None:
-        super().__init__()
-        self.net, self.levels = net, levels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.round(x * self.levels) / self.levels)
-
-
 class Shattered(nn.Module):
     """Fresh noise on every call (a randomized defense without a seed discipline)."""
 
@@ -311,7 +304,7 @@ def test_the_suite_flags_a_quantizing_input_layer(tmp_path: Path) -> None:
     gradient-free attack beats every gradient attack."""
     out = tmp_path / "out.json"
     env = {**os.environ, "BENCHTOOL_CACHE": str(tmp_path / "cache"), "BENCHTOOL_SYSTEM_DATA": "",
-           "PYTHONPATH": str(ROOT / "tests" / "plugin_zoo")}
+           "PYTHONPATH": str(ZOO)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", str(ROOT / "suites" / "test_robustness.py"), "-q", "-p", "no:cacheprovider",
          "-p", "masked_models", "--bt-models", "lenet-quantized", "--bt-attacks", "fgsm,pgd,square",

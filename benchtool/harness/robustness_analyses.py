@@ -117,6 +117,14 @@ def collect_outcomes(records: Iterable[Record], suite: str = "robustness"
     return found
 
 
+def _by_norm_and_eps(outcomes: Iterable[Outcomes]) -> list[tuple[tuple[str, float], list[Outcomes]]]:
+    """The outcomes grouped by (norm, eps), in that order: the attacks a comparison pairs."""
+    groups: dict[tuple[str, float], list[Outcomes]] = defaultdict(list)
+    for o in outcomes:
+        groups[(o.norm, o.eps)].append(o)
+    return sorted(groups.items())
+
+
 def _derived(template: Record, case: str, plugin: str, metric: str, value: float, unit: str = "",
              **params: object) -> Record:
     return Record(template.suite, case, "attacks", plugin, template.model, template.dataset, dict(params),
@@ -127,11 +135,8 @@ def worst_case(records: Sequence[Record]) -> list[Record]:
     """The worst case over attacks per model, dataset, norm and eps (see the module doc)."""
     made: list[Record] = []
     for (model, dataset), outcomes in sorted(collect_outcomes(records).items()):
-        groups: dict[tuple[str, float], list[Outcomes]] = defaultdict(list)
-        for o in outcomes:
-            groups[(o.norm, o.eps)].append(o)
         case = f"worst_case[{WORST_CASE}-{model}-{dataset}]"
-        for (norm, eps), group in sorted(groups.items()):
+        for (norm, eps), group in _by_norm_and_eps(outcomes):
             group.sort(key=lambda o: (o.queries, o.attack))  # cheapest first, as a defender would run them
             examples = sorted(set.intersection(*(set(o.robust) for o in group)))
             if not examples:
@@ -197,10 +202,7 @@ def _versus_strongest(outcomes: list[Outcomes], challengers, peers, what: str) -
     """Each challenger attack against the strongest peer of its norm at the same eps: the
     rule breaks when a challenger is stronger (the peer weaker) beyond noise."""
     results = []
-    by_point: dict[tuple[str, float], list[Outcomes]] = defaultdict(list)
-    for o in outcomes:
-        by_point[(o.norm, o.eps)].append(o)
-    for (norm, eps), group in sorted(by_point.items()):
+    for (norm, eps), group in _by_norm_and_eps(outcomes):
         best = _strongest(o for o in group if peers(o))
         for challenger in (o for o in group if challengers(o) and o is not best):
             if best is None:
@@ -270,10 +272,7 @@ def underpowered_findings(outcomes: list[Outcomes]) -> dict[str, Finding]:
     """Per iterative white-box attack: does it trail the strongest peer of its norm by at
     least UNDERPOWERED_GAP beyond noise, at some eps?"""
     by_attack: dict[str, list[tuple[PairedComparison, str]]] = defaultdict(list)
-    by_point: dict[tuple[str, float], list[Outcomes]] = defaultdict(list)
-    for o in outcomes:
-        by_point[(o.norm, o.eps)].append(o)
-    for (norm, eps), group in sorted(by_point.items()):
+    for (norm, eps), group in _by_norm_and_eps(outcomes):
         peers = [o for o in group if o.plain_white_box and not o.single_step]
         best = _strongest(peers)
         for o in peers:

@@ -42,7 +42,7 @@ import re
 import textwrap
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -544,10 +544,8 @@ def draw_boxes(plan: BoxPlan, run_labels: Sequence[str]) -> MplFigure:
     rows = math.ceil(len(metrics) / cols)
     fig = MplFigure(figsize=(5.6 * cols, 3.6 * rows + 0.5))
     axes = fig.subplots(rows, cols, squeeze=False)
-    labels = sorted({label for runs in plan.metrics.values() for boxes in runs.values() for label in boxes},
-                    key=_natural)
-    colors = {label: COLORS[i % len(COLORS)] if len(labels) <= len(COLORS)
-              else to_hex(colormaps["viridis"](i / (len(labels) - 1))) for i, label in enumerate(labels)}
+    colors = label_colors(label for runs in plan.metrics.values() for boxes in runs.values() for label in boxes)
+    labels = list(colors)
     width = 0.8 / max(1, len(labels))
     for ax, metric in zip(axes.flat, metrics):
         for run_index, run_label in enumerate(run_labels):
@@ -626,14 +624,19 @@ def _natural(text: str) -> list[object]:
     return [float(part) if part.replace(".", "", 1).isdigit() else part for part in re.split(r"(\d+\.?\d*)", text)]
 
 
-def _colors(plan: FigurePlan) -> dict[str, str]:
-    """One colour per line label across panels and runs; a sequential map when there are many."""
-    labels = sorted({line.label for panel in plan.panels.values() for lines in panel.lines.values() for line in lines},
-                    key=_natural)
-    if len(labels) <= len(COLORS):
-        return {label: COLORS[i] for i, label in enumerate(labels)}
+def label_colors(labels: Iterable[str]) -> dict[str, str]:
+    """One colour per label, in natural order; a sequential map when there are many."""
+    ordered = sorted(set(labels), key=_natural)
+    if len(ordered) <= len(COLORS):
+        return {label: COLORS[i] for i, label in enumerate(ordered)}
     cmap = colormaps["viridis"]
-    return {label: to_hex(cmap(i / (len(labels) - 1))) for i, label in enumerate(labels)}
+    return {label: to_hex(cmap(i / (len(ordered) - 1))) for i, label in enumerate(ordered)}
+
+
+def _colors(plan: FigurePlan) -> dict[str, str]:
+    """One colour per line label across panels and runs."""
+    return label_colors(line.label for panel in plan.panels.values()
+                        for lines in panel.lines.values() for line in lines)
 
 
 def draw(plan: FigurePlan, run_labels: Sequence[str]) -> MplFigure:

@@ -10,6 +10,8 @@ from benchtool.models.zoo import DerivedSpec, LeNetSpec
 
 
 class Quantized(nn.Module):
+    """A quantizing input layer in front of a network: its input gradient is zero everywhere."""
+
     def __init__(self, net: nn.Module, levels: int = 4) -> None:
         super().__init__()
         self.net, self.levels = net, levels
