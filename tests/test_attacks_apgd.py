@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from benchtool.claims.stats import mcnemar_exact
-from benchtool.contracts.attack import RobustnessReport, evaluate
 from benchtool.data.digits import Digits
+from benchtool.harness.robustness import RobustnessReport, evaluate
 from benchtool_attacks.apgd import (
     ATTACKS, APGDCE, APGDDLR, APGDT, APGDCEL2, APGDDLRL2, APGDTL2, checkpoints, dlr_loss, targeted_dlr_loss,
 )
