@@ -1,6 +1,7 @@
 """How well does each uncertainty estimator know what it does not know?
 
-Classification (digits with held-out classes by default): accuracy, NLL, Brier, ECE
+Classification (digits with held-out classes; Fashion-MNIST, whole and with held-out classes,
+where its files are found): accuracy, NLL, Brier, ECE
 (15 bins, top-label), AURC and E-AURC (selective prediction), and per OOD set the AUROC
 and FPR at 95% TPR of three scores (1 - max prob, predictive entropy, mutual information;
 OOD is the positive class), mean MI in and out of distribution, and accuracy/NLL/ECE on
@@ -26,6 +27,7 @@ import torch
 from benchtool import metrics
 from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
 from benchtool.claims.core import value, values
+from benchtool.claims.references import Bound, meets, no_worse_than
 from benchtool.claims.stats import auroc_greater, n_for_auroc
 from benchtool.contracts.data import DataBundle, Split
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
@@ -91,6 +93,39 @@ CLAIMS = [
         test="one-sided Mann-Whitney test of AUROC > 0.5 per OOD set (Bonferroni); Hanley-McNeil interval",
         rule=decide_mi_separates_ood, where=lambda r: r.plugin == "mc-dropout", figure="auroc-mi",
         absent="mc-dropout did not run on a classification dataset with OOD sets",
+    ),
+    Claim(
+        id="nado2021-lenet-fashion-mnist",
+        paper="Nado et al. 2021, Uncertainty Baselines (deterministic LeNet-5 on Fashion-MNIST)",
+        statement="A deterministic LeNet-5 (softmax) reaches test accuracy >= 0.90 and NLL <= 0.33 on "
+                  "Fashion-MNIST (published: 0.910 and 0.321).",
+        suite="uncertainty", metrics=("accuracy", "nll", "examples"), datasets=("fashion-mnist",),
+        test="point estimates on the full test split against the targets (accuracy with its Wilson interval)",
+        rule=meets("softmax", Bound("accuracy", ">=", 0.90, 0.910), Bound("nll", "<=", 0.33, 0.321)),
+        where=lambda r: r.plugin == "softmax" and r.model == "lenet", figure="nll",
+        absent="softmax did not run with lenet on fashion-mnist",
+    ),
+    Claim(
+        id="lakshminarayanan2017-ensemble-fashion-mnist",
+        paper="Lakshminarayanan, Pritzel & Blundell, NeurIPS 2017; Uncertainty Baselines' ensemble (Nado et al. 2021)",
+        statement="A deep ensemble of 5 LeNet-5s is sharper and better calibrated than one network: NLL <= 0.25 "
+                  "and ECE <= 0.02 on Fashion-MNIST (published, 10 members: 0.200 and 0.010).",
+        suite="uncertainty", metrics=("nll", "ece", "examples"), datasets=("fashion-mnist",),
+        test="point estimates on the full test split against the targets",
+        rule=meets("deep-ensemble", Bound("nll", "<=", 0.25, 0.200), Bound("ece", "<=", 0.02, 0.010)),
+        where=lambda r: r.plugin == "deep-ensemble" and r.model == "lenet", figure="ece",
+        absent="deep-ensemble did not run with lenet on fashion-mnist",
+    ),
+    Claim(
+        id="guo2017-temperature-scaling",
+        paper="Guo, Pleiss, Sun & Weinberger, ICML 2017",
+        statement="Temperature scaling, fit on the validation split, lowers the test ECE of the network it "
+                  "rescales.",
+        suite="uncertainty", metrics=("ece",), datasets=("fashion-mnist",),
+        test="point estimates of ECE (15 bins) on the full test split",
+        rule=no_worse_than("ece", "temperature-scaling", "softmax"),
+        where=lambda r: r.plugin in ("temperature-scaling", "softmax"), figure="ece",
+        absent="temperature-scaling and softmax did not both run on fashion-mnist",
     ),
 ]
 
@@ -160,7 +195,9 @@ def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, param
                      x_label="coverage", y_label="risk", params=params)
 
 
-@pytest.mark.bt(models=["lenet"], datasets=["digits-holdout"], task="classification")
+@pytest.mark.bt(models=["lenet"], datasets=["digits-holdout"],
+                optional_datasets=["fashion-mnist", "fashion-mnist-holdout"],  # where their files are found
+                task="classification")
 def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host,
                                     bt_record) -> None:
     fitted(estimator, dataset, model, bt_case, bt_config, bt_host)

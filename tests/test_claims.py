@@ -25,6 +25,7 @@ from benchtool.claims import (
     verdict_cases, verdicts_from_records,
 )
 from benchtool.claims import stats
+from benchtool.claims.references import Bound
 from benchtool.results import Record
 from benchtool.tables import claims_table, leaderboards
 
@@ -187,6 +188,44 @@ def test_mc_dropout_mutual_information() -> None:
     assert few.verdict == INCONCLUSIVE and "examples per set" in few.needed
     absent = only(uncertainty, cid, [rec("uncertainty", "auroc-mi", 0.9, plugin="deep-ensemble", ood="noise")])
     assert absent.verdict == INCONCLUSIVE and "mc-dropout did not run" in absent.evidence
+
+
+def clean(plugin: str, dataset: str = "fashion-mnist", n: int = 10000, **figures: float) -> list:
+    kw = {"plugin": plugin, "model": "lenet", "dataset": dataset}
+    return [rec("uncertainty", "examples", n, split="test", **kw),
+            rec("uncertainty", "accuracy", 0.2, ood="rotated", **kw),  # a shifted set's figure is not read
+            *(rec("uncertainty", metric, v, **kw) for metric, v in figures.items())]
+
+
+def test_published_figures_on_fashion_mnist() -> None:
+    cid = "nado2021-lenet-fashion-mnist"
+    met = only(uncertainty, cid, clean("softmax", accuracy=0.9041, nll=0.2604))
+    assert met.verdict == REPRODUCED and met.dataset == "fashion-mnist"
+    assert "accuracy 0.904 [0.898, 0.910] (target >= 0.9, published 0.91)" in met.evidence
+    assert "nll 0.260 (target <= 0.33, published 0.321)" in met.evidence
+    assert only(uncertainty, cid, clean("softmax", accuracy=0.91, nll=0.34)).verdict == NOT_REPRODUCED
+    assert only(uncertainty, cid, clean("softmax", accuracy=0.89, nll=0.30)).verdict == NOT_REPRODUCED
+    partial = only(uncertainty, cid, clean("softmax", accuracy=0.91))
+    assert partial.verdict == INCONCLUSIVE and "nll not recorded" in partial.evidence
+    ensemble = "lakshminarayanan2017-ensemble-fashion-mnist"
+    assert only(uncertainty, ensemble, clean("deep-ensemble", nll=0.22, ece=0.015)).verdict == REPRODUCED
+    assert only(uncertainty, ensemble, clean("deep-ensemble", nll=0.22, ece=0.025)).verdict == NOT_REPRODUCED
+    scaling = "guo2017-temperature-scaling"
+    both = clean("softmax", ece=0.03) + clean("temperature-scaling", ece=0.01)
+    assert only(uncertainty, scaling, both).verdict == REPRODUCED
+    worse = clean("softmax", ece=0.01) + clean("temperature-scaling", ece=0.03)
+    assert only(uncertainty, scaling, worse).verdict == NOT_REPRODUCED
+    # a claim about Fashion-MNIST says nothing about a run without it
+    assert verdicts(uncertainty, cid, clean("softmax", dataset="digits-holdout", accuracy=0.5, nll=2.0)) == []
+    assert verdicts(uncertainty, cid, clean("softmax", dataset="fashion-mnist-holdout", accuracy=0.5, nll=2.0)) == []
+    missing = only(uncertainty, cid, clean("mc-dropout", accuracy=0.91, nll=0.3))
+    assert missing.verdict == INCONCLUSIVE and "softmax did not run" in missing.evidence
+
+
+def test_reference_bounds_check_their_comparison() -> None:
+    with pytest.raises(ValueError, match="op must be one of"):
+        Bound("nll", "<", 0.3, 0.3)
+    assert Bound("nll", "<=", 0.33, 0.32).met(0.33) and not Bound("accuracy", ">=", 0.9, 0.91).met(0.8999)
 
 
 # --- Kendall, Gal & Cipolla 2018 -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 
 from benchtool.contracts.data import DataBundle, Dataset, DatasetInfo, Split
 from benchtool.data import NO_LABEL, OOD_SETS, clear_cache, load_dataset
-from benchtool.data.digits import HOLDOUT_CLASSES, Digits, DigitsHoldout
+from benchtool.data.digits import Digits, DigitsHoldout, digits_in_mnist_layout
+from benchtool.data.holdout import HOLDOUT_CLASSES, holdout_bundle, keep_classes
 from benchtool.data.toy import BOUNDS, GAP, SUPPORT, ToyRegression
 from benchtool.errors import ContractViolation
 from benchtool.host import load_host
@@ -60,7 +62,7 @@ def test_digits_split_depends_on_seed_only() -> None:
 
 
 def test_digits_ood_sets(digits: DataBundle) -> None:
-    assert set(digits.ood) == {"noise", "rotated", "corrupted"} <= set(OOD_SETS)
+    assert set(digits.ood) == {"noise", "rotated", "corrupted", "uniform-noise"} <= set(OOD_SETS)
     n = len(digits.test)
     assert all(len(split) == n for split in digits.ood.values())
     assert torch.all(digits.ood["noise"].y == NO_LABEL)
@@ -69,6 +71,9 @@ def test_digits_ood_sets(digits: DataBundle) -> None:
     assert not torch.equal(digits.ood["rotated"].x, digits.test.x)
     changed = (digits.ood["corrupted"].x != digits.test.x).float().mean()
     assert 0.05 < float(changed) < 0.2  # 20% of pixels hit, about half already at the value set
+    uniform = digits.ood["uniform-noise"]
+    assert torch.all(uniform.y == NO_LABEL) and 0.0 <= float(uniform.x.min()) and float(uniform.x.max()) <= 1.0
+    assert abs(float(uniform.x.mean()) - 0.5) < 0.02 and abs(float(uniform.x.var()) - 1 / 12) < 0.005
 
 
 def test_digits_holdout_keeps_classes_0_to_4() -> None:
@@ -82,7 +87,39 @@ def test_digits_holdout_keeps_classes_0_to_4() -> None:
     in_dist = sum(len(s) for s in (bundle.train, bundle.val, bundle.test))
     assert in_dist + len(heldout) == 1797
     assert len(bundle.test) == int((full.test.y <= 4).sum())
-    assert set(bundle.ood) == {"noise", "rotated", "corrupted", "heldout-classes"}
+    assert set(bundle.ood) == {"noise", "rotated", "corrupted", "uniform-noise", "heldout-classes"}
+
+
+def test_digits_in_mnist_layout_centres_each_digit_in_a_20_pixel_box() -> None:
+    images = digits_in_mnist_layout()
+    assert images.shape == (1797, 1, 28, 28) and images.dtype == torch.float32
+    assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    ink_rows = images.sum(dim=(0, 1, 3)).nonzero()[:, 0]
+    ink_cols = images.sum(dim=(0, 1, 2)).nonzero()[:, 0]
+    assert int(ink_rows.min()) >= 4 and int(ink_rows.max()) <= 23  # inside the centred 20x20 box
+    assert int(ink_cols.min()) >= 4 and int(ink_cols.max()) <= 23
+    assert digits_in_mnist_layout(56).shape[-2:] == (56, 56)
+
+
+def test_keep_classes_relabels_in_the_order_given() -> None:
+    split = Split(torch.arange(8.0).reshape(8, 1), torch.tensor([0, 1, 2, 3, 0, 1, 2, 3]))
+    inside, outside = keep_classes(split, (3, 1))
+    assert inside.y.tolist() == [1, 0, 1, 0] and inside.x[:, 0].tolist() == [1.0, 3.0, 5.0, 7.0]
+    assert outside.y.tolist() == [0, 2, 0, 2]
+
+
+def test_holdout_bundle_keeps_far_ood_sets_and_rebuilds_shifts(digits: DataBundle) -> None:
+    far = Split(torch.zeros(3, 1, 8, 8), torch.full((3,), NO_LABEL))
+    full = dataclasses.replace(digits, ood={**digits.ood, "far": far})
+    info = DigitsHoldout().info()
+    bundle = holdout_bundle(full, info, HOLDOUT_CLASSES, seed=0, heldout_from=("test",))
+    assert bundle.ood["far"] is far
+    assert len(bundle.ood["rotated"]) == len(bundle.test) < len(digits.test)
+    assert len(bundle.ood["heldout-classes"]) == int((digits.test.y >= 5).sum())
+    with pytest.raises(ValueError, match="heldout_from must name some of"):
+        holdout_bundle(full, info, HOLDOUT_CLASSES, seed=0, heldout_from=("tset",))
+    with pytest.raises(ValueError, match="declares 5 classes"):
+        holdout_bundle(full, info, (0, 1, 2), seed=0)
 
 
 def test_toy_regression_has_a_gap_and_heteroscedastic_noise() -> None:
@@ -135,7 +172,8 @@ def test_load_dataset_checks_the_bundle_against_info() -> None:
 def test_plugin_registers_every_builtin_dataset() -> None:
     host = load_host(["benchtool.data.plugin"], use_entry_points=False)
     assert host.registry.names("datasets") == sorted(
-        ["digits", "digits-holdout", "toy-regression", "mnist", "fashion-mnist", "cifar10", "svhn"]
+        ["digits", "digits-holdout", "toy-regression", "mnist", "fashion-mnist", "fashion-mnist-holdout", "cifar10",
+         "svhn"]
     )
     for entry in host.entries("datasets"):
         info = entry.create().info()

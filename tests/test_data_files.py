@@ -17,7 +17,7 @@ from hypothesis.extra.numpy import arrays
 
 from benchtool.data import formats
 from benchtool.data.download import RemoteFile
-from benchtool.data.local import Cifar10, FashionMnist, Mnist, Svhn
+from benchtool.data.local import Cifar10, FashionMnist, FashionMnistHoldout, Mnist, Svhn
 from benchtool.errors import UsageError
 
 RNG = np.random.default_rng(0)
@@ -128,7 +128,21 @@ def test_idx_datasets_load_from_their_folder(tmp_path: Path, dataset_cls: type, 
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (36, 4, 10)
     assert bundle.train.x.shape[1:] == (1, 28, 28) and bundle.train.x.dtype == torch.float32
     assert 0.0 <= float(bundle.train.x.min()) and float(bundle.train.x.max()) <= 1.0
-    assert set(bundle.ood) == {"noise", "rotated", "corrupted"}
+    far = {"digits"} if dataset_cls is FashionMnist else set()
+    assert set(bundle.ood) == {"noise", "rotated", "corrupted", "uniform-noise"} | far
+
+
+def test_fashion_mnist_holdout_trains_on_0_to_4_and_holds_out_the_test_splits_5_to_9(tmp_path: Path) -> None:
+    _write_idx_set(tmp_path / "fashion-mnist", n_train=60, n_test=30)
+    full = FashionMnist().load(root=tmp_path, seed=0)
+    bundle = FashionMnistHoldout().load(root=tmp_path, seed=0)
+    assert bundle.info.name == "fashion-mnist-holdout" and bundle.info.num_classes == 5
+    assert bundle.in_distribution_classes == (0, 1, 2, 3, 4)
+    for split, whole in ((bundle.train, full.train), (bundle.test, full.test)):
+        assert len(split) == int((whole.y <= 4).sum()) and int(split.y.max()) <= 4
+    assert len(bundle.ood["heldout-classes"]) == int((full.test.y >= 5).sum())
+    assert set(bundle.ood) == {"noise", "rotated", "corrupted", "uniform-noise", "digits", "heldout-classes"}
+    assert torch.equal(bundle.ood["digits"].x, full.ood["digits"].x)
 
 
 class TinyCifar10(Cifar10):

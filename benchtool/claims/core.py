@@ -109,7 +109,8 @@ class Claim:
     or a (dataset, model) pair with ``per_model``); ``subject`` overrides how records are
     grouped (approximation: the target function). ``test`` names the statistical test and
     ``alpha`` its significance, both shown with the verdict; ``where`` selects the records
-    it reads (e.g. one plugin's).
+    it reads (e.g. one plugin's). ``datasets`` names the datasets a claim is about (a
+    published figure on Fashion-MNIST): a run that recorded none of them gets no verdict.
     """
 
     id: str
@@ -125,6 +126,7 @@ class Claim:
     where: Callable[[Record], bool] | None = None  # which of the suite's records it reads
     figure: str = ""
     absent: str = ""  # the reason when the suite ran but recorded none of the metrics
+    datasets: tuple[str, ...] = ()  # the datasets it is about; () = every dataset
 
     def __post_init__(self) -> None:
         if not self.id or " " in self.id or "[" in self.id:
@@ -138,8 +140,10 @@ class Claim:
 
     def decide(self, records: Iterable[Record]) -> list[Verdict]:
         """A verdict per dataset (and model) the suite recorded this claim's metrics on."""
-        mine = [r for r in records if r.suite == self.suite and r.metric in self.metrics
-                and (self.where is None or self.where(r))]
+        records = [r for r in records if r.suite == self.suite and (not self.datasets or r.dataset in self.datasets)]
+        if self.datasets and not records:
+            return []  # none of the datasets this claim is about ran
+        mine = [r for r in records if r.metric in self.metrics and (self.where is None or self.where(r))]
         groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
         for record in mine:
             groups[self._subject(record)].append(record)

@@ -1,7 +1,8 @@
 """scikit-learn's bundled handwritten digits: the embedded default, needs no download.
 
 1797 grey 8x8 images of the digits 0-9 (UCI Optical Recognition of Handwritten Digits,
-Alpaydin & Kaynak 1998), pixel counts 0..16 scaled to [0, 1], shape (1, 8, 8).
+Alpaydin & Kaynak 1998), pixel counts 0..16 scaled to [0, 1], shape (1, 8, 8). In MNIST's
+layout (:func:`digits_in_mnist_layout`) they are the far-OOD set of Fashion-MNIST.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from benchtool.contracts.data import DataBundle, Dataset, DatasetInfo, Split
+from benchtool.contracts.data import DataBundle, Dataset, DatasetInfo
 from benchtool.data.bundle import classification_bundle, image_split
-from benchtool.data.shift import HELDOUT_CLASSES, NO_LABEL, image_shift_sets
+from benchtool.data.holdout import HOLDOUT_CLASSES, holdout_bundle
 from benchtool.data.splits import stratified_split
 
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)  # train, val, test; stratified per class
-HOLDOUT_CLASSES = (0, 1, 2, 3, 4)  # the in-distribution classes of digits-holdout
+MNIST_BOX, MNIST_SIDE = 20, 28  # MNIST centres each digit's 20x20 box in a 28x28 image (LeCun et al. 1998)
 # Linf eps of adversarial training and headline results: 0.1 of the [0, 1] range, 1.6 of the
 # 17 grey levels (0..16): the Fashion-MNIST eps, below the 0.3 of MNIST because 8x8 digits
 # carry far less redundancy per pixel than 28x28 ones
@@ -54,9 +56,16 @@ class Digits(Dataset):
         return classification_bundle(self.info(), train, val, test, seed)
 
 
-def _keep(split: Split, classes: torch.Tensor) -> tuple[Split, Split]:
-    inside = torch.isin(split.y, classes)
-    return Split(split.x[inside], split.y[inside]), Split(split.x[~inside], split.y[~inside])
+def digits_in_mnist_layout(side: int = MNIST_SIDE) -> torch.Tensor:
+    """Every digit as a ``(1, side, side)`` image in [0, 1] laid out as MNIST's: the 8x8 image
+    resized (bilinear) to a box of 20/28 of ``side`` and centred on a zero background."""
+    images, _ = _digits_arrays()
+    box = round(side * MNIST_BOX / MNIST_SIDE)
+    x = F.interpolate(torch.from_numpy(images.astype(np.float32) / 16.0), size=(box, box), mode="bilinear",
+                      align_corners=False)
+    before = (side - box) // 2
+    after = side - box - before
+    return F.pad(x, (before, after, before, after)).clamp(0.0, 1.0)
 
 
 class DigitsHoldout(Dataset):
@@ -72,15 +81,4 @@ class DigitsHoldout(Dataset):
         )
 
     def load(self, *, root: Path, seed: int, download: bool = False) -> DataBundle:
-        full = Digits().load(root=root, seed=seed)
-        classes = torch.tensor(HOLDOUT_CLASSES)
-        (train, train_out), (val, val_out), (test, test_out) = (
-            _keep(s, classes) for s in (full.train, full.val, full.test)
-        )
-        heldout_x = torch.cat([train_out.x, val_out.x, test_out.x])
-        info = self.info()
-        ood = image_shift_sets(info, train, test, seed)
-        ood[HELDOUT_CLASSES] = Split(heldout_x, torch.full((len(heldout_x),), NO_LABEL, dtype=torch.int64))
-        return DataBundle(
-            info=info, train=train, val=val, test=test, ood=ood, in_distribution_classes=HOLDOUT_CLASSES
-        )
+        return holdout_bundle(Digits().load(root=root, seed=seed), self.info(), HOLDOUT_CLASSES, seed)

@@ -10,10 +10,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchtool.contracts.data import DataBundle, Dataset, DatasetInfo
+import torch
+
+from benchtool.contracts.data import DataBundle, Dataset, DatasetInfo, Split
 from benchtool.data import formats
 from benchtool.data.bundle import check_labels, classification_bundle, image_split
+from benchtool.data.digits import digits_in_mnist_layout
 from benchtool.data.download import RemoteFile, fetch_all
+from benchtool.data.holdout import HOLDOUT_CLASSES, holdout_bundle
+from benchtool.data.shift import FAR_DIGITS, NO_LABEL
 from benchtool.data.splits import stratified_split
 from benchtool.errors import UsageError
 
@@ -49,6 +54,10 @@ class LocalImageDataset(Dataset):
     @abstractmethod
     def read(self, folder: Path) -> tuple[Arrays, Arrays]:
         """The publisher's (train, test) arrays: uint8 images (N, C, H, W) and int64 labels."""
+
+    def far_ood(self) -> dict[str, Split]:
+        """OOD sets from another domain, added to every bundle (none unless a dataset names some)."""
+        return {}
 
     def find(self, folder: Path, name: str) -> Path | None:
         """``folder/name`` or (where the reader decompresses) its gzip twin ``folder/name.gz``."""
@@ -128,13 +137,15 @@ class LocalImageDataset(Dataset):
         for labels in (train_y, test_y):
             check_labels(self.name, labels, self.num_classes)
         train_idx, val_idx = stratified_split(train_y, (1.0 - VAL_FRACTION, VAL_FRACTION), seed)
-        return classification_bundle(
+        bundle = classification_bundle(
             self.info(),
             image_split(train_x[train_idx], train_y[train_idx]),
             image_split(train_x[val_idx], train_y[val_idx]),
             image_split(test_x, test_y),
             seed,
         )
+        bundle.ood.update(self.far_ood())
+        return bundle
 
 
 class IdxDataset(LocalImageDataset):
@@ -199,6 +210,24 @@ class FashionMnist(IdxDataset):
             "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310",
         ),
     )
+
+    def far_ood(self) -> dict[str, Split]:
+        """``digits``: handwritten digits in MNIST's layout, far from every garment class."""
+        digits = digits_in_mnist_layout(self.input_shape[-1])
+        return {FAR_DIGITS: Split(digits, torch.full((len(digits),), NO_LABEL, dtype=torch.int64))}
+
+
+class FashionMnistHoldout(FashionMnist):
+    """Fashion-MNIST's classes 0-4 (T-shirt/top, trouser, pullover, dress, coat) for training and
+    testing; the test split's 5-9 (sandal, shirt, sneaker, bag, ankle boot) are the
+    ``heldout-classes`` OOD set."""
+
+    name = "fashion-mnist-holdout"
+    num_classes = len(HOLDOUT_CLASSES)
+
+    def load(self, *, root: Path, seed: int, download: bool = False) -> DataBundle:
+        full = FashionMnist().load(root=root, seed=seed, download=download)
+        return holdout_bundle(full, self.info(), HOLDOUT_CLASSES, seed, heldout_from=("test",))
 
 
 class Cifar10(LocalImageDataset):

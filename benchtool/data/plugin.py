@@ -9,11 +9,11 @@ from benchtool import hookimpl
 from benchtool.config import default_data_root
 from benchtool.data.digits import Digits, DigitsHoldout
 from benchtool.data.loading import locate_root
-from benchtool.data.local import Cifar10, FashionMnist, Mnist, Svhn
+from benchtool.data.local import Cifar10, FashionMnist, FashionMnistHoldout, Mnist, Svhn
 from benchtool.data.provenance import dataset_provenance
 from benchtool.data.toy import ToyRegression
 
-BUILTIN_DATASETS = (Digits, DigitsHoldout, ToyRegression, Mnist, FashionMnist, Cifar10, Svhn)
+BUILTIN_DATASETS = (Digits, DigitsHoldout, ToyRegression, Mnist, FashionMnist, FashionMnistHoldout, Cifar10, Svhn)
 
 
 @hookimpl

@@ -40,7 +40,9 @@ IMPULSE_FRACTION = 0.2
 NOISE = "noise"
 ROTATED = "rotated"
 CORRUPTED = "corrupted"
+UNIFORM_NOISE = "uniform-noise"
 HELDOUT_CLASSES = "heldout-classes"
+FAR_DIGITS = "digits"
 
 OOD_SETS: dict[str, str] = {
     NOISE: "Gaussian noise images with the training pixels' mean and std, clipped to the bounds; "
@@ -49,8 +51,12 @@ OOD_SETS: dict[str, str] = {
     "lower bound); true labels (a covariate shift, as rotated MNIST in Ovadia et al. 2019)",
     CORRUPTED: f"the test split with impulse (salt-and-pepper) noise on {IMPULSE_FRACTION:.0%} of the pixels "
     "(Hendrycks & Dietterich 2019); true labels",
-    HELDOUT_CLASSES: "images of the classes held out of training (e.g. digits 5-9 for digits-holdout), "
-    "from every split; labels NO_LABEL",
+    UNIFORM_NOISE: "images of i.i.d. pixels uniform over the bounds; as many as the test split; labels NO_LABEL",
+    HELDOUT_CLASSES: "images of the classes held out of training: digits 5-9 from every split for "
+    "digits-holdout, the test split's classes 5-9 for fashion-mnist-holdout; labels NO_LABEL",
+    FAR_DIGITS: "far-OOD for Fashion-MNIST: scikit-learn's 1797 handwritten digits in MNIST's layout "
+    "(8x8 resized to 20x20, centred in 28x28), a stand-in for the MNIST-as-OOD protocol of DUQ and DDU; "
+    "labels NO_LABEL",
 }
 
 
@@ -93,14 +99,24 @@ def gaussian_noise_images(
     return noise.clamp(*bounds)
 
 
+def uniform_noise_images(
+    n: int, shape: Sequence[int], bounds: tuple[float, float], rng: np.random.Generator
+) -> torch.Tensor:
+    """``n`` images of ``shape`` whose pixels are i.i.d. uniform over ``bounds``."""
+    low, high = bounds
+    return torch.from_numpy(rng.uniform(low, high, size=(n, *shape)).astype(np.float32))
+
+
 def image_shift_sets(info: DatasetInfo, train: Split, test: Split, seed: int) -> dict[str, Split]:
-    """The ``noise``, ``rotated`` and ``corrupted`` sets for an image classification bundle."""
+    """The ``noise``, ``rotated``, ``corrupted`` and ``uniform-noise`` sets for an image
+    classification bundle (drawn in that order from one seeded stream)."""
     rng = rng_for(seed, SHIFT_STREAM)
     no_labels = torch.full((len(test),), NO_LABEL, dtype=torch.int64)
     return {
         NOISE: Split(gaussian_noise_images(len(test), train.x, info.bounds, rng), no_labels),
         ROTATED: Split(rotate_images(test.x, ROTATION_DEGREES, info.bounds), test.y.clone()),
         CORRUPTED: Split(impulse_noise(test.x, IMPULSE_FRACTION, info.bounds, rng), test.y.clone()),
+        UNIFORM_NOISE: Split(uniform_noise_images(len(test), info.input_shape, info.bounds, rng), no_labels.clone()),
     }
 
 
