@@ -6,6 +6,7 @@ so its Kronecker factor A is over the features with a bias column; laplace-torch
 curvlinops' KFAC, ``separate_weight_and_bias=True``) gives the bias a block of its own. The
 two therefore agree exactly on an equivalent network whose last layer has no bias and reads
 ``[phi, 1]`` with the weight ``[W b]``: laplace-torch runs on that one, ours on the original.
+A last layer without a bias is compared as it is: ours then leaves the bias column out.
 Both then add the prior exactly in the eigenbasis (laplace-torch's ``KronDecomposed``, no
 damping), so the functional covariance of the logits must match to rounding, and with it
 laplace-torch's probit predictive (``pred_type="glm", link_approx="probit"``), computed here
@@ -59,12 +60,11 @@ def digits_splits() -> tuple[Split, Split, Split]:
     return Split(x[:600], y[:600]), Split(x[600:800], y[600:800]), Split(x[800:900], y[800:900])
 
 
-@pytest.fixture(scope="module")
-def trained(one_torch_thread: None) -> tuple[nn.Module, Split, Split, Split]:
+def trained_mlp(last_bias: bool) -> tuple[nn.Module, Split, Split, Split]:
     """A small MLP trained full-batch on digits for a moment: confident but not saturated."""
     train, val, test = digits_splits()
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, 10))
+    model = nn.Sequential(nn.Linear(64, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, 10, bias=last_bias))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
         optimizer.zero_grad()
@@ -73,9 +73,19 @@ def trained(one_torch_thread: None) -> tuple[nn.Module, Split, Split, Split]:
     return model.eval().requires_grad_(False), train, val, test
 
 
+@pytest.fixture(scope="module")
+def trained(one_torch_thread: None) -> tuple[nn.Module, Split, Split, Split]:
+    return trained_mlp(last_bias=True)
+
+
 def bias_free_equivalent(model: nn.Sequential) -> nn.Sequential:
-    """The same function with the last layer's bias folded into a ``[phi, 1]`` input (a copy)."""
+    """The same function with the last layer's bias folded into a ``[phi, 1]`` input (a copy
+    whose last layer takes gradients, as laplace-torch needs); an unchanged copy when that
+    layer has no bias."""
     model = copy.deepcopy(model)
+    if model[-1].bias is None:
+        model[-1].requires_grad_(True)
+        return model
     body, last = model[:-1], model[-1]
     folded = nn.Linear(last.in_features + 1, last.out_features, bias=False)
     with torch.no_grad():
@@ -114,7 +124,16 @@ def our_covariance(estimator: LaplaceLastLayer, x: torch.Tensor) -> tuple[torch.
 
 @pytest.mark.parametrize("tau", PRIOR_PRECISIONS)
 def test_functional_covariance_and_probit_predictive_match(trained, tau: float) -> None:
-    model, train, val, test = trained
+    assert_matches_reference(*trained, tau)
+
+
+def test_a_last_layer_without_bias_has_no_bias_in_its_posterior(one_torch_thread: None) -> None:
+    model, train, val, test = trained_mlp(last_bias=False)
+    assert ours(model, train, val, 1.0).posterior.feature_basis.shape == (HIDDEN, HIDDEN)
+    assert_matches_reference(model, train, val, test, PRIOR_PRECISIONS[1])
+
+
+def assert_matches_reference(model: nn.Module, train: Split, val: Split, test: Split, tau: float) -> None:
     estimator = ours(model, train, val, tau)
     la = reference(model, train, tau, torch.float64)
     f_mu, f_var = la._glm_predictive_distribution(test.x.double())

@@ -28,7 +28,7 @@ from benchtool_uncertainty.laplace_last_layer import (
     LaplaceLastLayer,
     features_and_outputs,
     last_linear,
-    with_bias_column,
+    design,
 )
 from benchtool_uncertainty.mc_dropout import MCDropout
 from benchtool_uncertainty.temperature_scaling import TemperatureScaling, fit_temperature
@@ -83,21 +83,24 @@ def test_temperature_scaling_keeps_the_predicted_class() -> None:
 
 
 @settings(max_examples=20)
-@given(hidden=st.integers(1, 5), classes=st.integers(1, 4), tau=st.floats(1e-3, 1e3), seed=st.integers(0, 999))
-def test_kronecker_posterior_matches_the_dense_computation(hidden: int, classes: int, tau: float, seed: int) -> None:
+@given(hidden=st.integers(1, 5), classes=st.integers(1, 4), tau=st.floats(1e-3, 1e3), seed=st.integers(0, 999),
+       bias=st.booleans())
+def test_kronecker_posterior_matches_the_dense_computation(hidden: int, classes: int, tau: float, seed: int,
+                                                           bias: bool) -> None:
     generator = torch.Generator().manual_seed(seed)
     phi = torch.randn(7, hidden, generator=generator, dtype=torch.float64)
-    a_root = torch.randn(hidden + 1, hidden + 1, generator=generator, dtype=torch.float64)
+    width = hidden + bias  # with a bias, A is over [phi, 1]
+    a_root = torch.randn(width, width, generator=generator, dtype=torch.float64)
     g_root = torch.randn(classes, classes, generator=generator, dtype=torch.float64)
     a, g = a_root @ a_root.T, g_root @ g_root.T
-    posterior = KroneckerPosterior.from_factors(a, g)
+    posterior = KroneckerPosterior.from_factors(a, g, bias)
     posterior.prior_precision = tau
-    # dense: precision A (x) G + tau I over column-major vec(W), W of shape (C, H+1)
-    covariance = torch.linalg.inv(torch.kron(a, g) + tau * torch.eye((hidden + 1) * classes, dtype=torch.float64))
-    for row in with_bias_column(phi):
+    # dense: precision A (x) G + tau I over column-major vec(W), W of shape (C, H') (H' = H + 1 with a bias)
+    covariance = torch.linalg.inv(torch.kron(a, g) + tau * torch.eye(width * classes, dtype=torch.float64))
+    for features, row in zip(phi, design(phi, bias)):
         jacobian = torch.kron(row[None, :], torch.eye(classes, dtype=torch.float64))
         dense = jacobian @ covariance @ jacobian.T
-        variances = posterior.output_variances(row[None, :-1])[0]
+        variances = posterior.output_variances(features[None])[0]
         rebuilt = posterior.output_basis @ torch.diag(variances) @ posterior.output_basis.T
         assert torch.allclose(rebuilt, dense, rtol=1e-6, atol=1e-9)
         assert torch.allclose(posterior.marginal_variances(variances[None])[0], torch.diagonal(dense), atol=1e-9)
@@ -112,9 +115,9 @@ def test_laplace_regression_is_bayesian_linear_regression_on_the_features() -> N
         train_phi, outputs = features_and_outputs(task.model, layer, task.train.x)
         test_phi, _ = features_and_outputs(task.model, layer, test.x)
     noise = residual_variance(outputs, task.train.y)
-    design = with_bias_column(train_phi)
-    covariance = torch.linalg.inv(design.T @ design / noise + 2.0 * torch.eye(design.shape[1], dtype=torch.float64))
-    query = with_bias_column(test_phi)
+    inputs = design(train_phi, bias=True)
+    covariance = torch.linalg.inv(inputs.T @ inputs / noise + 2.0 * torch.eye(inputs.shape[1], dtype=torch.float64))
+    query = design(test_phi, bias=True)
     expected = ((query @ covariance) * query).sum(1)
     got = estimator.posterior.output_variances(test_phi)[:, 0]
     assert torch.allclose(got, expected, rtol=1e-6)

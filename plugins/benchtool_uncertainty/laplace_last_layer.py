@@ -51,35 +51,39 @@ def features_and_outputs(model: nn.Module, layer: nn.Linear, x: torch.Tensor, *,
     return seen["features"].flatten(1), out
 
 
-def with_bias_column(features: torch.Tensor) -> torch.Tensor:
-    """``[phi, 1]`` in float64: the bias is part of the last layer's posterior."""
+def design(features: torch.Tensor, bias: bool) -> torch.Tensor:
+    """The last layer's inputs in float64, ``[phi, 1]`` when it has a bias (the bias is then
+    part of its posterior), else ``phi``."""
+    if not bias:
+        return features.double()
     ones = torch.ones(len(features), 1, dtype=torch.float64, device=features.device)
     return torch.cat([features.double(), ones], dim=1)
 
 
 @dataclass
 class KroneckerPosterior:
-    """Posterior precision ``A (x) G + tau I`` over the last layer's weights and bias, kept
-    as the eigendecompositions of A (features) and G (outputs), so the prior is added
-    exactly (Ritter, Botev & Barber, ICLR 2018; the eigenbasis form of Daxberger et al.,
-    NeurIPS 2021, "Laplace Redux")."""
+    """Posterior precision ``A (x) G + tau I`` over the last layer's weights (and bias, if it
+    has one), kept as the eigendecompositions of A (features) and G (outputs), so the prior
+    is added exactly (Ritter, Botev & Barber, ICLR 2018; the eigenbasis form of Daxberger et
+    al., NeurIPS 2021, "Laplace Redux"). H' below is H + 1 with a bias, H without."""
 
-    feature_basis: torch.Tensor  # Q_A, (H+1, H+1)
-    feature_eigenvalues: torch.Tensor  # (H+1,)
+    feature_basis: torch.Tensor  # Q_A, (H', H')
+    feature_eigenvalues: torch.Tensor  # (H',)
     output_basis: torch.Tensor  # Q_G, (C, C)
     output_eigenvalues: torch.Tensor  # (C,)
     prior_precision: float = 1.0
+    bias: bool = True  # whether A is over [phi, 1] (the layer has a bias) or phi
 
     @classmethod
-    def from_factors(cls, a: torch.Tensor, g: torch.Tensor) -> KroneckerPosterior:
+    def from_factors(cls, a: torch.Tensor, g: torch.Tensor, bias: bool = True) -> KroneckerPosterior:
         eig_a, basis_a = torch.linalg.eigh(a)
         eig_g, basis_g = torch.linalg.eigh(g)
-        return cls(basis_a, eig_a.clamp_min(0), basis_g, eig_g.clamp_min(0))
+        return cls(basis_a, eig_a.clamp_min(0), basis_g, eig_g.clamp_min(0), bias=bias)
 
     def projected_squares(self, features: torch.Tensor) -> torch.Tensor:
-        """``a_ni^2``, (N, H+1): the features with their bias column in A's eigenbasis, squared;
+        """``a_ni^2``, (N, H'): the layer's inputs (:func:`design`) in A's eigenbasis, squared;
         they do not depend on the prior precision."""
-        return (with_bias_column(features) @ self.feature_basis).square()
+        return (design(features, self.bias) @ self.feature_basis).square()
 
     def output_variances(self, features: torch.Tensor, prior_precision: float | None = None) -> torch.Tensor:
         """Variances of the outputs in G's eigenbasis, (N, C): the output covariance of
@@ -118,7 +122,8 @@ class LaplaceLastLayer(UncertaintyEstimator):
     """A Gaussian posterior over the last linear layer at the trained weights, with the
     Kronecker-factored generalised Gauss-Newton as its precision and an isotropic prior
     whose precision is chosen on the validation split by NLL (MacKay 1992; Ritter et al.
-    2018; Daxberger et al. 2021, "Laplace Redux"). Regression uses a homoscedastic noise
+    2018; Daxberger et al. 2021, "Laplace Redux"); the bias is in the posterior when the layer
+    has one. Regression uses a homoscedastic noise
     variance fit to the training residuals. Predictions sample the linearised outputs."""
 
     name: ClassVar[str] = "laplace-last-layer"
@@ -136,14 +141,15 @@ class LaplaceLastLayer(UncertaintyEstimator):
         train, val = task.train.to(task.device), task.val.to(task.device)
         with torch.no_grad():
             features, outputs = features_and_outputs(self.model, self.layer, train.x)
-            phi = with_bias_column(features)
+            bias = self.layer.bias is not None
+            phi = design(features, bias)
             if self.regression:
                 self.noise_variance = residual_variance(outputs, train.y)
                 g = torch.diag(1.0 / self.noise_variance)
             else:
                 p = torch.softmax(outputs.double(), dim=-1)
                 g = torch.diag(p.mean(0)) - p.T @ p / len(p)  # mean of diag(p) - p p^T
-            self.posterior = KroneckerPosterior.from_factors(phi.T @ phi, g)
+            self.posterior = KroneckerPosterior.from_factors(phi.T @ phi, g, bias)
             fixed = self.params["prior_precision"]
             self.posterior.prior_precision = float(fixed) if fixed is not None else self._tune(val)
 
