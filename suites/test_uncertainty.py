@@ -197,6 +197,7 @@ def record_labelled(bt_record: Any, probs: np.ndarray, labels: np.ndarray, param
 
 @pytest.mark.bt(models=["lenet"], datasets=["digits-holdout"],
                 optional_datasets=["fashion-mnist", "fashion-mnist-holdout"],  # where their files are found
+                small=dict(optional_datasets=[]),  # a smoke run stays on digits (--bt-datasets adds them)
                 task="classification")
 def test_classification_uncertainty(estimator, model, dataset, bt_case, bt_config, bt_host,
                                     bt_record) -> None:

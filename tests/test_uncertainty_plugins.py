@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -210,3 +211,43 @@ def test_mc_dropout_regression_adds_the_residual_noise() -> None:
     assert torch.allclose(moments.aleatoric_variance, estimator.noise_variance.float().expand_as(moments.mean))
     assert float(moments.epistemic_variance.mean()) > 0
     assert math.isfinite(float(moments.total_variance.sum()))
+
+
+class RecordsBatches(MCDropout):
+    """MC dropout that notes the size of every batch ``sample`` is handed."""
+
+    name = "records-batches"
+
+    def sample(self, x: torch.Tensor):
+        self.batches.append(len(x))
+        return super().sample(x)
+
+
+@pytest.mark.parametrize("task_kind", ["classification", "regression"])
+def test_predict_samples_in_batches_and_joins_them_in_order(task_kind: str, monkeypatch) -> None:
+    """Memory of one ``sample`` call is bounded by PREDICT_BATCH, not N; the statistics of the
+    batches line up with the examples, and per-example figures of a deterministic pass equal
+    those of one big batch."""
+    import benchtool.contracts.uncertainty as contract
+
+    task, test = conformance_task(task_kind)
+    x = torch.cat([test.x] * 3)
+    estimator = RecordsBatches(num_samples=4)
+    estimator.fit_checked(task)
+    estimator.batches = []
+    whole = estimator.predict(x, seed=3)
+    monkeypatch.setattr(contract, "PREDICT_BATCH", 7)
+    estimator.batches = []
+    batched = estimator.predict(x, seed=3)
+    assert estimator.batches == [7] * (len(x) // 7) + ([len(x) % 7] if len(x) % 7 else [])
+    for field in dataclasses.fields(whole):
+        assert getattr(batched, field.name).shape == getattr(whole, field.name).shape
+    assert torch.equal(batched.mean, estimator.predict(x, seed=3).mean)  # the same seed, the same draws
+    still = copy.deepcopy(task.model)
+    for layer in dropout_layers(still):
+        layer.p = 0.0  # every pass the same: figures must not depend on the batching
+    deterministic = RecordsBatches(num_samples=2)
+    deterministic.fit_checked(dataclasses.replace(task, model=still))
+    deterministic.batches = []
+    one = deterministic.predict(x[:7])
+    assert torch.allclose(deterministic.predict(x).mean[:7], one.mean, atol=1e-6)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +22,10 @@ from benchtool.contracts.model import TrainRecipe
 from benchtool.errors import ContractViolation
 
 PROB_SUM_TOLERANCE = 1e-4
+# examples per ``sample`` call in ``predict``: a pass's activations (and a chunk of passes)
+# take memory in proportion to this, not to N (Fashion-MNIST's 88k shifted images at once
+# held 4.7 GB)
+PREDICT_BATCH = 1024
 _NO_MORE_PASSES = object()
 
 
@@ -116,7 +121,9 @@ class UncertaintyEstimator(ABC):
 
     @final
     def predict(self, x: torch.Tensor, *, seed: int = 0) -> Any:
-        """Seeded sampling, validated, reduced by the streaming kernels.
+        """Seeded sampling, validated, reduced by the streaming kernels, over batches of
+        :data:`PREDICT_BATCH` examples (one ``sample`` call each, in order, drawing from one
+        seeded stream; the whole call within one time limit).
 
         Returns :class:`benchtool.kernels.PredictiveStats` (classification) or
         :class:`benchtool.kernels.RegressionMoments` (regression), on ``x``'s device.
@@ -124,10 +131,14 @@ class UncertaintyEstimator(ABC):
         from benchtool import kernels
 
         with self._plugin_call("predict", x, seed) as task:
-            chunks = self._guarded_passes(x)
+            started = time.monotonic()
             if task.info.task == "classification":
-                return self._reduce_classification(chunks, len(x), task.info.num_classes or 0, kernels)
-            return self._reduce_regression(chunks, len(x), task.info.output_dim, kernels)
+                reduce, width = self._reduce_classification, task.info.num_classes or 0
+            else:
+                reduce, width = self._reduce_regression, task.info.output_dim
+            parts = [reduce(self._guarded_passes(part, started), len(part), width, kernels)
+                     for part in (x.split(PREDICT_BATCH) or (x,))]
+            return parts[0] if len(parts) == 1 else joined(parts)
 
     @final
     def own_score(self, x: torch.Tensor, *, seed: int = 0) -> torch.Tensor | None:
@@ -169,12 +180,11 @@ class UncertaintyEstimator(ABC):
         if changed is not None:
             raise changed
 
-    def _guarded_passes(self, x: torch.Tensor) -> Iterator[Any]:
+    def _guarded_passes(self, x: torch.Tensor, started: float) -> Iterator[Any]:
         """The plugin's chunks: ``sample`` and each ``next`` of a lazy iterator run under the
-        guard, all within one time limit from the first call (so an endless stream of chunks
+        guard, all within one time limit from ``started`` (so an endless stream of chunks
         ends too); an exception of the harness's reduction in between is not the plugin's."""
-        started = time.monotonic()
-        with guard(self.name, "estimators", "sample"):
+        with guard(self.name, "estimators", "sample", spent=time.monotonic() - started):
             out = self.sample(x)
             if not isinstance(out, (torch.Tensor, tuple)):
                 out = iter(out)
@@ -229,6 +239,13 @@ class UncertaintyEstimator(ABC):
         if not torch.isfinite(chunk).all():
             raise ContractViolation(self.name, "output-finite", f"{what} contains NaN or inf")
         return chunk
+
+
+def joined(parts: list[Any]) -> Any:
+    """Per-example statistics of consecutive batches (``PredictiveStats`` or
+    ``RegressionMoments`` of torch tensors) joined along the example axis."""
+    first = parts[0]
+    return type(first)(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(first)))
 
 
 def _restore_if_changed(snapshot: ModelSnapshot, model: nn.Module, plugin: str) -> ContractViolation | None:
