@@ -17,6 +17,8 @@ band (mean +- 2 sigma on a grid) are recorded as series.
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -34,7 +36,7 @@ from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.data.shift import corrupted_test_sets, rotation_sets, translation_sets
 from benchtool.kernels import calibration_bins
 from benchtool.kernels._arrays import host as host_array
-from benchtool.models.trained import ensemble_member
+from benchtool.models.trained import ensemble_member, own_network
 
 NUM_SAMPLES = {"small": 10, "default": 30, "full": 100}  # T stochastic passes per budget
 ZERO_MI = 1e-6  # below this everywhere, an estimator has no epistemic part (T = 1)
@@ -141,11 +143,13 @@ def estimation_task(
     def build_network(outputs: int) -> torch.nn.Module:
         return spec.build(dataclasses.replace(info, **{outputs_field: outputs}))
 
+    recipe = spec.recipe(info, bt_config.budget)
     return EstimationTask(
         info=info, train=bundle.train, val=bundle.val, model=model, model_name=model_name,
         train_member=partial(ensemble_member, spec, bundle, budget=bt_config.budget, device=bt_config.device),
         device=bt_config.device, seed=bt_config.seed, num_samples=bt_config.pick(**NUM_SAMPLES),
-        budget=bt_config.budget, build_network=build_network, recipe=spec.recipe(info, bt_config.budget),
+        budget=bt_config.budget, build_network=build_network, recipe=recipe,
+        own_network=partial(own_network, model_name, info, bt_config.seed, recipe, device=bt_config.device),
     )
 
 
@@ -241,35 +245,61 @@ def shift_metrics(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             "ece": metrics.ece_from_bins(calibration_bins(confidence, correct))}
 
 
-def predict_sets(estimator: UncertaintyEstimator, splits: list[Split], bt_config: Any) -> list[dict[str, float]]:
-    """:func:`shift_metrics` of each split, from one prediction on all of them together."""
+@dataclass(frozen=True)
+class ShiftedSets:
+    """Every shifted copy of a test subset (each corruption and intensity, then each point of
+    the rotation and translation series), joined into one split for one prediction."""
+
+    corrupted: list[tuple[str, int]]  # (corruption, intensity), in the order of ``joined``
+    series: dict[str, list[float]]  # axis -> its x values, after the corruptions, in order
+    joined: Split
+    size: int  # examples in each set
+
+
+_SHIFTED: OrderedDict[tuple[str, int, int | None], ShiftedSets] = OrderedDict()
+SHIFTED_KEPT = 3  # datasets whose shifted sets are kept: every estimator's cell reuses them
+
+
+def shifted_sets(dataset: DataBundle, n: int | None, seed: int) -> ShiftedSets:
+    """The shifted sets of the first ``n`` test examples (all for None), built once per
+    dataset, ``n`` and seed in this process (they are read-only)."""
+    key = (dataset.info.name, seed, n)
+    if key in _SHIFTED:
+        _SHIFTED.move_to_end(key)
+        return _SHIFTED[key]
+    test = dataset.test if n is None else Split(dataset.test.x[:n], dataset.test.y[:n])
+    corrupted = list(corrupted_test_sets(dataset.info, test, seed))
+    series = {"rotation": list(rotation_sets(dataset.info, test)), "translation": list(translation_sets(test))}
+    splits = [s for *_, s in corrupted] + [s for axis in SHIFT_SERIES for _, s in series[axis]]
     joined = Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
-    probs, labels = host(predict(estimator, joined, bt_config).mean), host(joined.y).astype(np.int64)
-    ends = np.cumsum([len(s) for s in splits])
-    return [shift_metrics(probs[end - len(s):end], labels[end - len(s):end]) for s, end in zip(splits, ends)]
+    _SHIFTED[key] = ShiftedSets([(name, intensity) for name, intensity, _ in corrupted],
+                                {axis: [float(x) for x, _ in series[axis]] for axis in SHIFT_SERIES}, joined, len(test))
+    while len(_SHIFTED) > SHIFTED_KEPT:
+        _SHIFTED.popitem(last=False)
+    return _SHIFTED[key]
 
 
 def record_shift_intensities(bt_record: Any, estimator: UncertaintyEstimator, dataset: DataBundle,
                              bt_config: Any) -> None:
     """Ovadia et al. 2019 on the first :data:`SHIFT_EXAMPLES` test examples: the four
     :data:`SHIFT_METRICS` per MNIST-C corruption and intensity (Mu & Gilmer 2019,
-    ``benchtool.data.shift.CORRUPTIONS``), and as curves against rotation and translation."""
-    n = bt_config.pick(**SHIFT_EXAMPLES)
-    test = dataset.test if n is None else Split(dataset.test.x[:n], dataset.test.y[:n])
-    corrupted = list(corrupted_test_sets(dataset.info, test, bt_config.seed))
-    series = {"rotation": list(rotation_sets(dataset.info, test)), "translation": list(translation_sets(test))}
-    splits = [s for *_, s in corrupted] + [s for axis in SHIFT_SERIES for _, s in series[axis]]
-    results = iter(predict_sets(estimator, splits, bt_config))
-    for name, intensity, _ in corrupted:
+    ``benchtool.data.shift.CORRUPTIONS``), and as curves against rotation and translation,
+    from one prediction over all the shifted sets."""
+    sets = shifted_sets(dataset, bt_config.pick(**SHIFT_EXAMPLES), bt_config.seed)
+    probs = host(predict(estimator, sets.joined, bt_config).mean)
+    labels = host(sets.joined.y).astype(np.int64)
+    results = iter(shift_metrics(probs[start:start + sets.size], labels[start:start + sets.size])
+                   for start in range(0, len(labels), sets.size))
+    for name, intensity in sets.corrupted:
         found = next(results)
         for metric in SHIFT_METRICS:
             bt_record(metric, found[metric], params={"shift": name, "intensity": intensity})
-    for name in sorted({name for name, *_ in corrupted}):
-        bt_record("examples", len(test), "examples", params={"shift": name})
+    for name in sorted({name for name, _ in sets.corrupted}):
+        bt_record("examples", sets.size, "examples", params={"shift": name})
     for axis in SHIFT_SERIES:
-        xs = np.array([x for x, _ in series[axis]], dtype=float)
+        xs = np.array(sets.series[axis], dtype=float)
         found_series = [next(results) for _ in xs]
-        bt_record("examples", len(test), "examples", params={"shift": axis})
+        bt_record("examples", sets.size, "examples", params={"shift": axis})
         for metric in SHIFT_METRICS:
             bt_record.series(f"{metric}_vs_{axis}", xs, [found[metric] for found in found_series],
                              x_label="degrees rotated" if axis == "rotation" else "pixels translated",

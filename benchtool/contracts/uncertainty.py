@@ -47,6 +47,12 @@ class EstimationTask:
     # regression outputs), for estimators that train their own head (heteroscedastic)
     build_network: Callable[[int], nn.Module] | None = None
     recipe: TrainRecipe | None = None  # the model's training recipe at this budget
+    # a network cache for estimators that train their own: ``own_network(trains, build, train)``
+    # returns ``train(build())``, trained once per machine for the task's model, dataset, seed
+    # and recipe and what ``trains`` (a JSON-able dict: the estimator's name and
+    # hyper-parameters) says; None: no cache (train every time)
+    own_network: Callable[[dict[str, Any], Callable[[], nn.Module], Callable[[nn.Module], nn.Module]],
+                          nn.Module] | None = None
 
 
 @contextmanager

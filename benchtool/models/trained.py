@@ -4,7 +4,10 @@ checkpoint, or the trainer, in that order of preference."""
 from __future__ import annotations
 
 import contextlib
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -116,7 +119,22 @@ def trained_model(
         return model.to(device).eval()
 
     recipe = recipe_for(spec, info, budget)
-    key = cache_key(spec.name, info, seed, recipe)
+
+    def trained(model: nn.Module) -> nn.Module:
+        train(model, bundle, recipe, seed=seed, device=device, progress=progress,
+              label=f"{spec.name}/{info.name} seed {seed}")
+        return model
+
+    return through_cache(cache_key(spec.name, info, seed, recipe), lambda: build_seeded(spec, info, seed), trained,
+                         device=device, cache_dir=cache_dir).eval()
+
+
+def through_cache(key: dict[str, Any], build: Callable[[], nn.Module], train_: Callable[[nn.Module], nn.Module], *,
+                  device: torch.device, cache_dir: Path | None = None) -> nn.Module:
+    """``train_(build())``, or, when the checkpoint cache holds ``key``, ``build()`` with the
+    cached weights, on ``device``. One process trains a key while others wait for its file;
+    an unusable cache is a warning and the network is trained without it. ``build`` is
+    called once on a miss, so the network is the one an uncached run would train."""
     cache = CheckpointCache(cache_dir if cache_dir is not None else default_cache_dir())
     path = cache.path_for(key)
     with contextlib.ExitStack() as stack:
@@ -126,16 +144,26 @@ def trained_model(
         except OSError as exc:
             warn(f"checkpoint cache {cache.folder} is not usable ({exc}); training without it")
             cached = False
-        if cached:
-            model = build_seeded(spec, info, seed)
+        if cached and path.exists():
+            model = build()
             if cache.load(path, key, model):
-                return model.to(device).eval()
-        model = build_seeded(spec, info, seed)  # fresh: a failed load may have half-filled the other
-        train(model, bundle, recipe, seed=seed, device=device, progress=progress,
-              label=f"{spec.name}/{info.name} seed {seed}")
+                return model.to(device)
+        model = train_(build())  # fresh: a failed load may have half-filled the other
         if cached:
             cache.save(path, key, model)
-        return model.eval()
+        return model
+
+
+def own_network(model: str, info: DatasetInfo, seed: int, recipe: TrainRecipe, trains: dict[str, Any],
+                build: Callable[[], nn.Module], train_: Callable[[nn.Module], nn.Module], *,
+                device: torch.device | str, cache_dir: Path | None = None) -> nn.Module:
+    """A network an estimator trains for itself (``trains``: its name and hyper-parameters,
+    which with ``model``, the dataset, seed and recipe make the cache key), once per machine
+    like the zoo's (:func:`through_cache`); in eval mode, without gradients."""
+    described = json.loads(json.dumps(trains, sort_keys=True, default=repr))  # JSON-able, as the key must be
+    key = {**cache_key(f"{model}.{described.get('estimator', 'own')}", info, seed, recipe), "trains": described}
+    network = through_cache(key, build, train_, device=torch.device(device), cache_dir=cache_dir)
+    return network.eval().requires_grad_(False)
 
 
 def ensemble_member(spec: ModelSpec, bundle: DataBundle, seed: int, *, budget: str,

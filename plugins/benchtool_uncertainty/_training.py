@@ -6,6 +6,7 @@ the heteroscedastic softmax likelihood): the zoo trainer's seeded minibatch loop
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,14 +39,32 @@ def train_with_loss(
     return network.eval().requires_grad_(False)
 
 
-def build_for_training(task: EstimationTask, outputs: int, estimator: str) -> tuple[nn.Module, TrainRecipe]:
-    """A fresh network of the task's model spec with ``outputs`` outputs, and its recipe."""
+def train_own(task: EstimationTask, estimator: Any, outputs: int,
+              train_: Callable[[nn.Module, TrainRecipe], nn.Module],
+              prepare: Callable[[nn.Module], nn.Module] | None = None) -> nn.Module:
+    """``train_(network, recipe)`` on a fresh network of the task's model spec with ``outputs``
+    outputs (passed through ``prepare`` first, e.g. to add spectral normalisation), under the
+    model's recipe. Where the task offers a network cache (``EstimationTask.own_network``) the
+    result is kept there, so it trains once per model, dataset, seed, recipe and estimator
+    hyper-parameters, like the zoo's networks."""
     if task.build_network is None or task.recipe is None:
         raise UsageError(
-            f"estimator {estimator!r} trains its own network and needs EstimationTask.build_network and "
+            f"estimator {estimator.name!r} trains its own network and needs EstimationTask.build_network and "
             f".recipe; the task for model {task.model_name!r} provides neither"
         )
-    return task.build_network(outputs), task.recipe
+    build_network, recipe = task.build_network, task.recipe
+
+    def build() -> nn.Module:
+        network = build_network(outputs)
+        return network if prepare is None else prepare(network)
+
+    def trained(network: nn.Module) -> nn.Module:
+        return train_(network, recipe)
+
+    if task.own_network is None:
+        return trained(build())
+    return task.own_network({"estimator": estimator.name, "params": estimator.params, "outputs": outputs},
+                            build, trained)
 
 
 def gaussian_head(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

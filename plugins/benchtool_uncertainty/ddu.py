@@ -16,7 +16,7 @@ from benchtool.contracts.data import Task
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.errors import UsageError
 from benchtool_uncertainty._sampling import forward_in_batches
-from benchtool_uncertainty._training import build_for_training, train_with_loss
+from benchtool_uncertainty._training import train_own, train_with_loss
 from benchtool_uncertainty.laplace_last_layer import features_and_outputs
 
 # Jitter added to a class covariance's diagonal until its Cholesky factorisation succeeds
@@ -148,9 +148,13 @@ class DDU(UncertaintyEstimator):
     def fit(self, task: EstimationTask) -> None:
         num_classes = int(task.info.num_classes or 0)
         if self.params["spectral_norm"]:
-            network, recipe = build_for_training(task, num_classes, self.name)
-            network = spectrally_normalised(network.to(task.device), float(self.params["coefficient"]))
-            network = train_with_loss(network, task.train, recipe, F.cross_entropy, seed=task.seed, device=task.device)
+            coefficient = float(self.params["coefficient"])
+            network = train_own(
+                task, self, num_classes,
+                lambda net, recipe: train_with_loss(net, task.train, recipe, F.cross_entropy, seed=task.seed,
+                                                    device=task.device),
+                prepare=lambda net: spectrally_normalised(net.to(task.device), coefficient),
+            )
             self.network = frozen(network)
         else:
             self.network = task.model

@@ -19,7 +19,7 @@ from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.errors import UsageError
 from benchtool.models.nets import dropout_layers, output_size
 from benchtool.models.training import check_recipe, train_epochs
-from benchtool_uncertainty._training import build_for_training
+from benchtool_uncertainty._training import train_own
 
 EVIDENCE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,  # Sensoy et al.'s choice
@@ -134,7 +134,6 @@ class Evidential(UncertaintyEstimator):
         if self.params["evidence"] not in EVIDENCE:
             raise UsageError(f"evidential: evidence must be one of {sorted(EVIDENCE)}, got {self.params['evidence']!r}")
         width = output_size(task.info)
-        network, recipe = build_for_training(task, 4 * width if self.regression else width, self.name)
         evidence, anneal = str(self.params["evidence"]), max(1, int(self.params["anneal_epochs"]))
         regulariser = float(self.params["regulariser"])
 
@@ -143,7 +142,11 @@ class Evidential(UncertaintyEstimator):
                 return evidential_regression_loss(output, targets, regulariser)
             return evidential_classification_loss(output, targets, min(1.0, epoch / anneal), evidence)
 
-        self.network = train_annealed(network, task.train, recipe, loss, seed=task.seed, device=task.device)
+        self.network = train_own(
+            task, self, 4 * width if self.regression else width,
+            lambda network, recipe: train_annealed(network, task.train, recipe, loss, seed=task.seed,
+                                                   device=task.device),
+        )
 
     def sample(self, x: torch.Tensor) -> Any:
         output = self.network(x)

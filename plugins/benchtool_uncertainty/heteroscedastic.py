@@ -14,7 +14,7 @@ from benchtool.contracts.data import Task
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.models.nets import output_size
 from benchtool_uncertainty._sampling import sampled_in_chunks
-from benchtool_uncertainty._training import build_for_training, gaussian_head, gaussian_nll, train_with_loss
+from benchtool_uncertainty._training import gaussian_head, gaussian_nll, train_own, train_with_loss
 
 
 def noisy_logits(output: torch.Tensor, t: int) -> torch.Tensor:
@@ -55,10 +55,13 @@ class Heteroscedastic(UncertaintyEstimator):
 
     def fit(self, task: EstimationTask) -> None:
         self.regression = task.info.task == "regression"
-        network, recipe = build_for_training(task, 2 * output_size(task.info), self.name)
         loss = (partial(gaussian_nll, beta=float(self.params["beta"])) if self.regression
                 else heteroscedastic_softmax_nll(int(self.params["train_samples"])))
-        self.network = train_with_loss(network, task.train, recipe, loss, seed=task.seed, device=task.device)
+        self.network = train_own(
+            task, self, 2 * output_size(task.info),
+            lambda network, recipe: train_with_loss(network, task.train, recipe, loss, seed=task.seed,
+                                                    device=task.device),
+        )
         self.num_samples = int(self.params["num_samples"] or task.num_samples)
 
     def sample(self, x: torch.Tensor) -> Iterator[Any]:
