@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
 from benchtool_uncertainty import _sampling
 from benchtool_uncertainty._sampling import (
+    SharedPrefix,
     chunk_sizes,
     forward_measuring_bytes,
     passes_per_chunk,
     sampled_in_chunks,
+    shared_prefix,
     stochastic_passes,
 )
+from benchtool_uncertainty.mc_dropout import sampling_copy
 
 CPU = torch.device("cpu")
 
@@ -111,3 +115,89 @@ def test_sampled_in_chunks_sums_to_the_requested_count() -> None:
     drawn = list(sampled_in_chunks(lambda t: torch.zeros(t, 2, 3), 37, bytes_per_sample=1 << 20, device=CPU))
     assert sum(len(chunk) for chunk in drawn) == 37
     assert max(len(chunk) for chunk in drawn) <= max(1, _sampling.chunk_budget_bytes(CPU) >> 20)
+
+
+# --- the deterministic prefix, run once per input ------------------------------------------
+
+
+class Branchy(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.drop = nn.Linear(4, 4), nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.body(x)) if float(x.sum()) > 0 else self.body(x)
+
+
+class SkipFromInput(nn.Module):
+    """The random part reads the input too: the rest needs more than the prefix's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(self.body(x), 0.5, training=True) + x
+
+
+class NoisyMiddle(nn.Module):
+    """Functional noise in the middle: everything after it is per-pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.first(x).relu()
+        return self.second(hidden + 0.1 * torch.randn_like(hidden))
+
+
+def passes(network: nn.Module, x: torch.Tensor, split: SharedPrefix | None, t: int = 6, per_call: int = 4):
+    torch.manual_seed(7)
+    with torch.no_grad():
+        if split is None:
+            return torch.cat(list(stochastic_passes(network, x, t, passes_per_call=per_call)))
+        return torch.cat(list(stochastic_passes(split.rest, split.prefix(x), t, passes_per_call=per_call)))
+
+
+@pytest.mark.parametrize("build", [
+    lambda: nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Dropout(0.3), nn.Linear(12, 5)),
+    lambda: NoisyMiddle(),
+])
+def test_a_shared_prefix_gives_the_same_passes_as_the_whole_network(build) -> None:
+    network = build().eval()
+    for layer in network.modules():
+        if isinstance(layer, nn.Dropout):
+            layer.train()  # as mc-dropout samples: only dropout on
+    split = shared_prefix(network)
+    assert split is not None
+    x = torch.rand(5, 1, 4, 4) if isinstance(network, nn.Sequential) else torch.rand(5, 4)
+    whole = passes(network, x, None)
+    shared = passes(network, x, split)
+    assert shared.shape[0] == 6 and torch.allclose(whole, shared, atol=1e-6)
+    assert not torch.allclose(shared[0], shared[1])  # the passes still differ
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Branchy(),  # not traceable
+    lambda: SkipFromInput(),  # the rest reads the input
+    lambda: nn.Sequential(nn.Dropout(0.5).train(), nn.Linear(4, 2)),  # random from the start
+    lambda: nn.Sequential(nn.Linear(4, 2)).eval(),  # never random
+])
+def test_no_split_where_it_would_not_be_the_same_network(build) -> None:
+    assert shared_prefix(build()) is None
+
+
+def test_mc_dropout_runs_lenet_convolutions_once_per_input() -> None:
+    from benchtool.data.digits import Digits
+    from benchtool.models.zoo import LeNetSpec
+
+    network = sampling_copy(LeNetSpec().build(Digits().info()).eval())
+    split = shared_prefix(network)
+    assert split is not None
+    assert not any(isinstance(m, nn.Conv2d) for m in split.rest.modules())
+    assert any(isinstance(m, nn.Dropout) for m in split.rest.modules())
+    x = torch.rand(9, 1, 8, 8)
+    assert torch.equal(passes(network, x, None, t=5, per_call=2), passes(network, x, split, t=5, per_call=2))

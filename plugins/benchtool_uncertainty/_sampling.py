@@ -13,12 +13,15 @@ is free that the free half is the smaller).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.fx.passes.split_module import split_module
 
 CPU_CACHE_FALLBACK_BYTES = 2 << 20  # when sysfs does not say: a typical per-core L2
 GPU_MEMORY_SHARE = 8  # one forward call may write up to this fraction (1/8) of a GPU's memory
@@ -120,6 +123,61 @@ def stochastic_passes(
     for t in chunk_sizes(remaining, passes_per_call):
         out = model(repeat_batch(x, t) if t > 1 else x)
         yield out.reshape(t, len(x), *out.shape[1:])
+
+
+# what makes a traced node random, besides a module in training mode (dropout switched on)
+RANDOM_FUNCTIONS = frozenset({
+    F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout, torch.dropout,
+    torch.bernoulli, torch.rand, torch.rand_like, torch.randn, torch.randn_like, torch.randint, torch.randint_like,
+    torch.normal, torch.poisson, torch.multinomial,
+})
+RANDOM_METHODS = frozenset({"bernoulli", "bernoulli_", "uniform_", "normal_", "exponential_", "random_", "cauchy_",
+                            "geometric_", "log_normal_"})
+
+
+@dataclass(frozen=True)
+class SharedPrefix:
+    """A network split where its randomness starts: ``rest(prefix(x))`` computes ``network(x)``;
+    ``prefix`` draws nothing, so it runs once per input and only ``rest`` once per pass (MC
+    dropout on LeNet: the convolutions once, the dropout classifier T times). The passes draw
+    the same masks in the same order as whole-network passes would."""
+
+    prefix: nn.Module
+    rest: nn.Module
+
+
+def _random(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return modules[str(node.target)].training  # dropout on, or any module in training mode
+    if node.op == "call_function":
+        return node.target in RANDOM_FUNCTIONS
+    return node.op == "call_method" and node.target in RANDOM_METHODS
+
+
+def shared_prefix(network: nn.Module) -> SharedPrefix | None:
+    """``network`` split by torch.fx into a deterministic prefix and the rest, or None where
+    it cannot be traced, draws from the start, or the rest needs more than the prefix's one
+    output (then every pass runs the whole network)."""
+    try:
+        traced = fx.symbolic_trace(network)
+    except Exception:  # noqa: BLE001 - data-dependent control flow and friends: no split, not an error
+        return None
+    modules = dict(traced.named_modules())
+    compute = [n for n in traced.graph.nodes if n.op in ("call_module", "call_function", "call_method")]
+    downstream: set[fx.Node] = set()
+    for node in compute:
+        if _random(node, modules) or any(arg in downstream for arg in node.all_input_nodes):
+            downstream.add(node)
+    if not downstream or len(downstream) == len(compute):
+        return None
+    split = split_module(traced, network, lambda node: 1 if node in downstream else 0)
+    calls = {str(n.target): n for n in split.graph.nodes if n.op == "call_module"}
+    inputs = [n for n in split.graph.nodes if n.op == "placeholder"]
+    first, second = calls.get("submod_0"), calls.get("submod_1")
+    if (set(calls) != {"submod_0", "submod_1"} or len(inputs) != 1 or first.args != (inputs[0],)
+            or second.args != (first,) or first.kwargs or second.kwargs):
+        return None
+    return SharedPrefix(split.submod_0, split.submod_1)
 
 
 def sampled_in_chunks(

@@ -14,7 +14,7 @@ from benchtool.contracts.data import Task
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.errors import UsageError
 from benchtool.models.nets import dropout_layers
-from benchtool_uncertainty._sampling import forward_in_batches, stochastic_passes
+from benchtool_uncertainty._sampling import forward_in_batches, shared_prefix, stochastic_passes
 from benchtool_uncertainty._training import residual_variance
 
 
@@ -30,7 +30,8 @@ def sampling_copy(model: nn.Module) -> nn.Module:
 class MCDropout(UncertaintyEstimator):
     """Dropout left on at test time, averaged over T stochastic passes: a variational
     approximation to a Bayesian network's posterior (Gal & Ghahramani, ICML 2016, "Dropout
-    as a Bayesian Approximation"). BatchNorm stays frozen; T comes from the budget.
+    as a Bayesian Approximation"). BatchNorm stays frozen; T comes from the budget. The layers
+    before the first dropout run once per input, not once per pass (``shared_prefix``).
     Regression adds a homoscedastic noise variance fit to the training residuals."""
 
     name: ClassVar[str] = "mc-dropout"
@@ -47,6 +48,7 @@ class MCDropout(UncertaintyEstimator):
                 f"{task.model_name!r} has none, so its passes would all be the same"
             )
         self.network = sampling_copy(task.model)
+        self.split = shared_prefix(self.network)
         self.num_samples = int(self.params["num_samples"] or task.num_samples)
         self.regression = task.info.task == "regression"
         if self.regression:  # the model precision of Gal & Ghahramani, from the training residuals
@@ -54,8 +56,9 @@ class MCDropout(UncertaintyEstimator):
             self.noise_variance = residual_variance(forward_in_batches(task.model, train.x), train.y)
 
     def sample(self, x: torch.Tensor) -> Iterator[Any]:
+        network, inputs = (self.split.rest, self.split.prefix(x)) if self.split else (self.network, x)
         for chunk in stochastic_passes(
-            self.network, x, self.num_samples, passes_per_call=self.params["passes_per_call"]
+            network, inputs, self.num_samples, passes_per_call=self.params["passes_per_call"]
         ):
             if self.regression:
                 yield chunk, self.noise_variance.to(chunk.dtype).expand_as(chunk).clone()
