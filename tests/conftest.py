@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
+
+from benchtool.data import formats
 
 # Hermetic data: the tests never find datasets a distribution installed (Debian's
 # dataset-fashion-mnist in /usr/share/datasets), so a suite's optional datasets stay out and
@@ -19,3 +24,21 @@ def _no_xdist_role_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
     that: it would think itself a worker too (pytest-benchmark then disables benchmarks)."""
     for name in [k for k in os.environ if k.startswith("PYTEST_XDIST_")]:
         monkeypatch.delenv(name)
+
+
+def _write_idx_set(folder: Path, train: int = 30, test: int = 10, gz: bool = True) -> None:
+    """A tiny IDX set as the publisher (and Debian's package) ship it: 28x28 uint8 images,
+    labels cycling through 0-9."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    for prefix, n in (("train", train), ("t10k", test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        formats.write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+        formats.write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", (np.arange(n) % 10).astype(np.uint8))
+
+
+@pytest.fixture
+def write_idx_set() -> Callable[..., None]:
+    """``write_idx_set(folder, train=30, test=10, gz=True)``: a synthetic Fashion-MNIST-shaped set."""
+    return _write_idx_set

@@ -8,11 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from benchtool.config import data_search_path, default_data_root
-from benchtool.data import formats
 from benchtool.data.loading import check_files, clear_cache, load_dataset, locate_root
 from benchtool.data.local import FashionMnist, IdxDataset, Mnist
 from benchtool.errors import UsageError
@@ -32,17 +30,6 @@ def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     clear_cache()
 
 
-def write_idx_set(folder: Path, train: int = 30, test: int = 10, gz: bool = True) -> None:
-    """A tiny IDX set as the publisher (and Debian's package) ship it: 28x28 uint8 images."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    suffix = ".gz" if gz else ""
-    for prefix, n in (("train", train), ("t10k", test)):
-        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        formats.write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
-        formats.write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", (np.arange(n) % 10).astype(np.uint8))
-
-
 def test_the_search_path_is_flag_env_user_then_system(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     assert data_search_path(roots["flag"]) == [roots["flag"], roots["user"], roots["system"]]
     assert data_search_path() == [roots["user"], roots["system"]]
@@ -59,7 +46,7 @@ def test_the_system_roots_default_to_usr_share_datasets(monkeypatch: pytest.Monk
     assert Path("/usr/share/datasets") not in data_search_path()
 
 
-def test_an_installed_package_is_found_without_a_flag(roots: dict[str, Path]) -> None:
+def test_an_installed_package_is_found_without_a_flag(roots: dict[str, Path], write_idx_set) -> None:
     write_idx_set(roots["system"] / "fashion-mnist")  # where apt-get install dataset-fashion-mnist puts them
     bundle = load_dataset(FashionMnist(), root=default_data_root(), seed=0)
     assert (len(bundle.train) + len(bundle.val), len(bundle.test)) == (30, 10)
@@ -68,7 +55,7 @@ def test_an_installed_package_is_found_without_a_flag(roots: dict[str, Path]) ->
     check_files(FashionMnist(), root=default_data_root())  # the bridge's early check agrees
 
 
-def test_an_earlier_root_wins(roots: dict[str, Path]) -> None:
+def test_an_earlier_root_wins(roots: dict[str, Path], write_idx_set) -> None:
     write_idx_set(roots["system"] / "fashion-mnist", train=30)
     write_idx_set(roots["flag"] / "FashionMNIST" / "raw", train=40, gz=False)
     bundle = load_dataset(FashionMnist(), root=roots["flag"], seed=0)
@@ -90,7 +77,7 @@ def test_a_missing_dataset_names_every_root_searched(roots: dict[str, Path]) -> 
 
 
 def test_download_fetches_into_the_first_root_only_when_no_root_has_the_files(
-        roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+        roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch, write_idx_set) -> None:
     write_idx_set(roots["system"] / "fashion-mnist")
     fetched: list[Path] = []
     monkeypatch.setattr("benchtool.data.local.fetch_all", lambda remotes, folder: fetched.append(folder))
@@ -139,7 +126,7 @@ def collect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
 
 def test_an_optional_dataset_runs_where_its_files_are_found(
         roots: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], write_idx_set) -> None:
     ids, out = collect(tmp_path, monkeypatch, capsys)
     assert ids == ["test_size[digits]"]
     assert "benchtool datasets not found: " in out and "fashion-mnist" in out.split("not found: ", 1)[1]
