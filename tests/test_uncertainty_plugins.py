@@ -251,3 +251,26 @@ def test_predict_samples_in_batches_and_joins_them_in_order(task_kind: str, monk
     deterministic.batches = []
     one = deterministic.predict(x[:7])
     assert torch.allclose(deterministic.predict(x).mean[:7], one.mean, atol=1e-6)
+
+
+def test_own_score_scores_in_batches_and_joins_them_in_order(monkeypatch) -> None:
+    import benchtool.contracts.uncertainty as contract
+    from benchtool_uncertainty.ddu import DDU
+
+    class RecordsScoreBatches(DDU):
+        name = "records-score-batches"
+
+        def score(self, x: torch.Tensor) -> torch.Tensor:
+            self.batches.append(len(x))
+            return super().score(x)
+
+    task, test = conformance_task("classification")
+    estimator = RecordsScoreBatches(spectral_norm=False)
+    estimator.fit_checked(task)
+    estimator.batches = []
+    whole = estimator.own_score(test.x)
+    monkeypatch.setattr(contract, "PREDICT_BATCH", 7)
+    estimator.batches = []
+    batched = estimator.own_score(test.x)
+    assert max(estimator.batches) == 7 and sum(estimator.batches) == len(test.x)
+    assert torch.allclose(whole, batched, rtol=1e-5)

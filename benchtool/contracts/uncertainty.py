@@ -22,9 +22,9 @@ from benchtool.contracts.model import TrainRecipe
 from benchtool.errors import ContractViolation
 
 PROB_SUM_TOLERANCE = 1e-4
-# examples per ``sample`` call in ``predict``: a pass's activations (and a chunk of passes)
-# take memory in proportion to this, not to N (Fashion-MNIST's 88k shifted images at once
-# held 4.7 GB)
+# examples per ``sample`` call of ``predict`` and per ``score`` call of ``own_score``: a
+# pass's activations (and a chunk of passes) take memory in proportion to this, not to N
+# (Fashion-MNIST's 88k shifted images at once held 4.7 GB)
 PREDICT_BATCH = 1024
 _NO_MORE_PASSES = object()
 
@@ -149,18 +149,24 @@ class UncertaintyEstimator(ABC):
     @final
     def own_score(self, x: torch.Tensor, *, seed: int = 0) -> torch.Tensor | None:
         """The estimator's own OOD score for ``x`` (``(N,)``, finite, higher = more OOD,
-        on ``x``'s device), seeded, guarded and validated like :meth:`predict`; ``None`` when
-        the estimator declares no ``score_name``."""
+        on ``x``'s device), seeded, guarded and validated like :meth:`predict`, over the same
+        batches; ``None`` when the estimator declares no ``score_name``."""
         if type(self).score_name is None:
             return None
-        with self._plugin_call("own_score", x, seed) as task, guard(self.name, "estimators", "score"):
-            out = self.score(x)
+        with self._plugin_call("own_score", x, seed) as task:
+            started = time.monotonic()
+            parts = []
+            for part in x.split(PREDICT_BATCH) or (x,):
+                with guard(self.name, "estimators", "score", spent=time.monotonic() - started):
+                    out = self.score(part)
+                parts.append(self._check_score(out, len(part), task))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _check_score(self, out: Any, n: int, task: EstimationTask) -> torch.Tensor:
         if not isinstance(out, torch.Tensor):
             raise ContractViolation(self.name, "output-type", f"score is {type(out).__name__}, expected a Tensor")
-        if tuple(out.shape) != (len(x),):
-            raise ContractViolation(
-                self.name, "output-shape", f"score has shape {tuple(out.shape)}, expected ({len(x)},)"
-            )
+        if tuple(out.shape) != (n,):
+            raise ContractViolation(self.name, "output-shape", f"score has shape {tuple(out.shape)}, expected ({n},)")
         if out.device.type != task.device.type:
             raise ContractViolation(self.name, "output-device", f"score on {out.device}, expected {task.device}")
         if not torch.isfinite(out).all():

@@ -15,7 +15,7 @@ from benchtool import hookimpl
 from benchtool.contracts.data import Task
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
 from benchtool.errors import UsageError
-from benchtool_uncertainty._sampling import sampled_in_chunks
+from benchtool_uncertainty._sampling import FORWARD_BATCH, sampled_in_chunks
 from benchtool_uncertainty._training import residual_variance
 
 PRIOR_PRECISION_GRID = tuple(10.0 ** (k / 4) for k in range(-16, 17))  # 1e-4 .. 1e4, 4 per decade
@@ -31,8 +31,15 @@ def last_linear(model: nn.Module, model_name: str) -> nn.Linear:
 
 def features_and_outputs(model: nn.Module, layer: nn.Linear, x: torch.Tensor, *,
                          estimator: str = "laplace-last-layer") -> tuple[torch.Tensor, torch.Tensor]:
-    """The last layer's inputs (N, H) and the model's outputs (N, C) in one forward pass;
-    a :class:`UsageError` naming ``estimator`` when the model's output is not that layer's output."""
+    """The last layer's inputs (N, H) and the model's outputs (N, C), one forward pass per
+    batch of :data:`FORWARD_BATCH` examples; a :class:`UsageError` naming ``estimator`` when
+    the model's output is not that layer's output."""
+    parts = [_features_and_outputs(model, layer, part, estimator) for part in (x.split(FORWARD_BATCH) or (x,))]
+    return torch.cat([features for features, _ in parts]), torch.cat([out for _, out in parts])
+
+
+def _features_and_outputs(model: nn.Module, layer: nn.Linear, x: torch.Tensor,
+                          estimator: str) -> tuple[torch.Tensor, torch.Tensor]:
     seen: dict[str, torch.Tensor] = {}
 
     def capture(_module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
