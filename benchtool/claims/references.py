@@ -40,6 +40,7 @@ def clean_figure(records: Sequence[Record], plugin: str, metric: str) -> float |
 
 
 def clean_split_size(records: Sequence[Record], plugin: str) -> int | None:
+    """How many test examples ``plugin``'s clean figures are over, or None."""
     found = [r.value for r in records if r.plugin == plugin and r.metric == COUNT_METRIC
              and r.params == {"split": "test"} and r.value is not None]
     return int(found[0]) if found else None

@@ -15,6 +15,7 @@ from benchtool.contracts.data import DataBundle, DatasetInfo, Split
 from benchtool.data.shift import HELDOUT_CLASSES, NO_LABEL, image_shift_sets
 
 HOLDOUT_CLASSES = (0, 1, 2, 3, 4)  # the in-distribution classes of every *-holdout dataset
+SPLITS = ("train", "val", "test")
 
 
 def keep_classes(split: Split, classes: Sequence[int]) -> tuple[Split, Split]:
@@ -24,9 +25,6 @@ def keep_classes(split: Split, classes: Sequence[int]) -> tuple[Split, Split]:
     relabel = torch.full((int(split.y.max()) + 1 if len(split.y) else 1,), NO_LABEL, dtype=split.y.dtype)
     relabel[kept] = torch.arange(len(kept), dtype=split.y.dtype)
     return Split(split.x[inside], relabel[split.y[inside]]), Split(split.x[~inside], split.y[~inside])
-
-
-SPLITS = ("train", "val", "test")
 
 
 def holdout_bundle(full: DataBundle, info: DatasetInfo, classes: Sequence[int], seed: int,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-
 import torch
 
 from benchtool.contracts.data import DataBundle, Dataset, DatasetInfo, Split
