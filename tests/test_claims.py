@@ -378,3 +378,23 @@ def test_bridge_prints_the_table_and_records_verdicts(tmp_path: Path) -> None:
     records = json.loads(out.read_text())
     verdict = [r for r in records if r["metric"] == "claim"]
     assert len(verdict) == 1 and verdict[0]["params"]["verdict"] == REPRODUCED and verdict[0]["value"] == 1.0
+
+
+def test_a_suite_file_the_controller_never_imported_loads_like_an_import(tmp_path: Path) -> None:
+    """A pytest-xdist controller imports a suite only to read its CLAIMS: a dataclass in the
+    suite (which looks up its own module in sys.modules) must load as under a real import."""
+    from benchtool.claims.bridge import _module_for
+
+    suite = tmp_path / "test_with_dataclass.py"
+    suite.write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+
+        @dataclass(frozen=True)
+        class Shifted:
+            size: int
+
+        CLAIMS = []
+    '''))
+    module = _module_for(suite)
+    assert module is not None and module.Shifted(3).size == 3 and module.CLAIMS == []
+    assert _module_for(suite) is module  # found again, not loaded twice
