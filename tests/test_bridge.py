@@ -1,0 +1,33 @@
+"""The bridge's entry-point module: it registers every feature module, and the names it
+used to define still import from it, with a DeprecationWarning naming their new home."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import pytest
+
+import benchtool.pytest_plugin as entry_point
+from benchtool.pytest import FEATURES
+
+
+def test_the_entry_point_registers_every_feature_module() -> None:
+    assert set(FEATURES) <= set(entry_point.pytest_plugins)
+    for module in FEATURES:
+        importlib.import_module(module)
+
+
+@pytest.mark.parametrize("name", sorted(entry_point.MOVED))
+def test_a_moved_name_still_imports_with_a_deprecation_warning(name: str) -> None:
+    with pytest.warns(DeprecationWarning, match=f"import it from {entry_point.MOVED[name]}"):
+        value = getattr(entry_point, name)
+    assert value is getattr(importlib.import_module(entry_point.MOVED[name]), name)
+
+
+def test_the_run_state_names_import_without_a_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from benchtool.pytest_plugin import is_worker, session_key  # noqa: F401
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        entry_point.nothing  # noqa: B018
