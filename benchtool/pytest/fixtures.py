@@ -42,22 +42,21 @@ for _spec in PLUGIN_FIXTURES.values():
 
 
 def load_bundle(bench: BenchSession, name: str) -> Any:
-    """The DataBundle for ``name`` at the run's seed, loaded once per run. A dataset that cannot
-    be loaded (missing files) is tried once: every later cell gets the same one-line error."""
+    """The DataBundle for ``name`` at the run's seed, from the loader's one bundle cache
+    (:func:`benchtool.data.loading.load_dataset`). A dataset that cannot be loaded (missing
+    files) is tried once: every later cell gets the same one-line error."""
     from benchtool.data import load_dataset
 
-    key = (name, bench.config.seed)
+    cfg = bench.config
+    key = (name, cfg.seed)
     if key in bench.load_errors:
         raise UsageError(bench.load_errors[key])
-    if key not in bench.bundles:
-        dataset = bench.host.registry.create("datasets", name)
-        cfg = bench.config
-        try:
-            bench.bundles[key] = load_dataset(dataset, root=cfg.data_root, seed=cfg.seed, download=cfg.download)
-        except UsageError as exc:
-            bench.load_errors[key] = str(exc)
-            raise UsageError(str(exc)) from None
-    return bench.bundles[key]
+    dataset = bench.host.registry.create("datasets", name)
+    try:
+        return load_dataset(dataset, root=cfg.data_root, seed=cfg.seed, download=cfg.download)
+    except UsageError as exc:
+        bench.load_errors[key] = str(exc)
+        raise UsageError(str(exc)) from None
 
 
 def trained(bench: BenchSession, model_name: str, dataset_name: str, seed: int | None = None) -> Any:

@@ -19,7 +19,6 @@ class BenchSession:
     host: Any
     cases: list[CaseResult] = field(default_factory=list)
     outcomes: dict[str, tuple[str, float, str]] = field(default_factory=dict)
-    bundles: dict[tuple[str, int], Any] = field(default_factory=dict)
     load_errors: dict[tuple[str, int], str] = field(default_factory=dict)  # a dataset that failed to load
     models: dict[tuple[str, str, int], Any] = field(default_factory=dict)
     # per suite test with a dataset fixture: (node id, the task it declares, cells it got)
