@@ -31,3 +31,18 @@ def test_the_run_state_names_import_without_a_warning() -> None:
         from benchtool.pytest_plugin import is_worker, session_key  # noqa: F401
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         entry_point.nothing  # noqa: B018
+
+
+def test_bundles_have_one_cache_the_loaders() -> None:
+    """The bridge keeps no bundles of its own: clearing the loader's cache reloads them."""
+    from benchtool.config import RunConfig
+    from benchtool.data.loading import clear_cache
+    from benchtool.host import load_host
+    from benchtool.pytest.fixtures import load_bundle
+    from benchtool.pytest.session import BenchSession
+
+    bench = BenchSession(RunConfig(seed=3), load_host())
+    first = load_bundle(bench, "digits")
+    assert load_bundle(bench, "digits") is first
+    clear_cache()
+    assert load_bundle(bench, "digits") is not first
