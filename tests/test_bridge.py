@@ -3,7 +3,9 @@ used to define still import from it, with a DeprecationWarning naming their new 
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import warnings
 
 import pytest
@@ -16,6 +18,16 @@ def test_the_entry_point_registers_every_feature_module() -> None:
     assert set(FEATURES) <= set(entry_point.pytest_plugins)
     for module in FEATURES:
         importlib.import_module(module)
+
+
+def test_a_feature_comes_after_the_features_it_imports() -> None:
+    """pytest rewrites a plugin module's asserts only if it imports it first (else it warns)."""
+    for position, module in enumerate(FEATURES):
+        source = importlib.util.find_spec(module).origin  # type: ignore[union-attr]
+        tree = ast.parse(open(source).read())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        later = imported & set(FEATURES[position + 1:])
+        assert not later, f"{module} imports {sorted(later)}, registered after it"
 
 
 @pytest.mark.parametrize("name", sorted(entry_point.MOVED))
