@@ -7,11 +7,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
 from benchtool.errors import UsageError, choices_error
+
+if TYPE_CHECKING:
+    from benchtool.executors.base import Executor
 
 BUDGETS = ("small", "default", "full")
 # torch's intra-op threads in every cell when --bt-torch-threads is not given, per budget; None:
@@ -184,8 +187,9 @@ class RunConfig:
     eps: list[float] | None = None
     checkpoint: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)  # plugin-added options
-    executor: str = "local"  # where fanned-out calls run: local | ray (benchtool.executors)
-    ray_address: str | None = None  # the Ray cluster for executor "ray"; None starts a local one
+    executor: str = "local"  # where cells and fanned-out calls run: local, ray or a plugin's (benchtool.executors)
+    executor_settings: dict[str, Any] = field(default_factory=dict)  # its own options' values (ray: address)
+    executor_class: type[Executor] | None = None  # the registered class; None: the built-in named ``executor``
 
     def pick(self, *, small: T, default: T, full: T) -> T:
         """The value for this run's budget."""

@@ -12,9 +12,7 @@ of the bridge's feature modules, makes that so for every suite cell:
   deterministic-algorithm flags and default dtype (:class:`GlobalState`);
 - at teardown it checks the cell left them as it found them: one that did not fails with
   rule ``global-state-unchanged`` naming what changed (and the state is put back, so the
-  next cell is not affected);
-- while the cell runs, :func:`benchtool.executors.cell_executor` is the run's executor, for
-  plugins that fan out work (deep-ensemble members).
+  next cell is not affected).
 
 The run's thread count is ``--bt-torch-threads`` or, without it, the budget's
 (:data:`benchtool.config.BUDGET_TORCH_THREADS`: 1 at ``small``), else torch's count in the
@@ -169,25 +167,8 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput[WORKERINPUT_KEY] = state.torch_threads
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[Any]:
-    """While a cell runs, :func:`benchtool.executors.cell_executor` is the run's executor."""
-    from benchtool.executors import running_cell
-    from benchtool.pytest_plugin import session_key
-
-    bench = item.config.stash.get(session_key, None)
-    with running_cell(bench.config if bench is not None else None):
-        return (yield)
-
-
-def _is_cell(item: pytest.Item) -> bool:
-    from benchtool.pytest_plugin import _is_bench_case
-
-    return _is_bench_case(item)
-
-
 def _run_seed(config: pytest.Config) -> int:
-    from benchtool.pytest_plugin import session_key
+    from benchtool.pytest.session import session_key
 
     bench = config.stash.get(session_key, None)
     return bench.config.seed if bench is not None else int(config.getoption("--bt-seed", 0) or 0)
@@ -196,8 +177,10 @@ def _run_seed(config: pytest.Config) -> int:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     """Before the cell's fixtures: the run's state, and the cell's seed."""
+    from benchtool.pytest.records import is_bench_case
+
     state = run_state(item.config)
-    if state is not None and _is_cell(item):
+    if state is not None and is_bench_case(item):
         state.apply()
         seed_globals(cell_seed(_run_seed(item.config), cell_id(item)))
         item.stash[cell_state_key] = state
@@ -216,7 +199,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return result
     expected.apply()  # the next cell starts clean either way
     from benchtool.errors import ContractViolation
-    from benchtool.pytest_plugin import case_info
+    from benchtool.pytest.records import case_info
 
     info = case_info(item)
     detail = "the cell left process-wide state changed: " + ", ".join(expected.changes(now))

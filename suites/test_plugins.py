@@ -10,7 +10,7 @@ import pytest
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "plugin_name" not in metafunc.fixturenames:
         return
-    from benchtool.pytest_plugin import session_key
+    from benchtool.pytest.session import session_key
 
     host = metafunc.config.stash[session_key].host
     names = sorted({*host.sources, *(f.name for f in host.failures)})

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from benchtool.config import RunConfig
 from benchtool.errors import UsageError
 from benchtool.executors import (
-    Executor, LocalExecutor, Outcome, Resources, create_executor, get_executor, task_device,
+    Executor, LocalExecutor, Outcome, Resources, builtin_executors, create_executor, get_executor, task_device,
 )
 from benchtool.executors.cells import plan_batches
 from benchtool.executors.devices import in_task, parse_gpus, worker_device, xdist_worker_index
@@ -146,21 +146,43 @@ def test_task_device_is_the_executors_choice_inside_a_task() -> None:
     assert task_device(torch.device("cpu")) == torch.device("cpu")
 
 
-def test_scale_out_options_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from benchtool.pytest_plugin import _scale_out
+def _configure(numprocesses: int | None = None, **options: str | None) -> tuple[str, torch.device]:
+    """The executor and xdist features' configure steps on a stand-in pytest config."""
+    from benchtool.pytest import dispatch, xdist
 
-    def config(numprocesses: int | None = None, **options: str | None) -> Any:
-        values = {"--bt-executor": "local", "--bt-gpus": None, "--bt-device": "cpu", **options}
-        return SimpleNamespace(getoption=values.__getitem__, option=SimpleNamespace(numprocesses=numprocesses))
+    values = {"--bt-executor": "local", "--bt-gpus": None, "--bt-device": "cpu", "--bt-ray-address": None, **options}
+    registry = builtin_executors()
+    config = SimpleNamespace(getoption=values.__getitem__, option=SimpleNamespace(numprocesses=numprocesses),
+                             pluginmanager=SimpleNamespace(get_plugin=lambda name: registry),
+                             known_args_namespace=SimpleNamespace(), addinivalue_line=lambda *args: None)
+    bench = SimpleNamespace(config=RunConfig())
+    for feature in (dispatch, xdist):  # in the order pytest calls them
+        feature.pytest_benchtool_configure(config, bench)  # type: ignore[arg-type]
+    return bench.config.executor, bench.config.device
 
-    assert _scale_out(config()) == ("local", torch.device("cpu"))
+
+def test_scale_out_options_are_checked() -> None:
+    assert _configure() == ("local", torch.device("cpu"))
     with pytest.raises(UsageError, match="unknown executor 'spark'"):
-        _scale_out(config(**{"--bt-executor": "spark"}))
+        _configure(**{"--bt-executor": "spark"})
     with pytest.raises(UsageError, match="--bt-gpus needs a CUDA device"):
-        _scale_out(config(**{"--bt-gpus": "0"}))
+        _configure(**{"--bt-gpus": "0"})
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'benchtool[ray]'")
     with pytest.raises(UsageError, match="--bt-executor ray and -n both spread cells"):
-        _scale_out(config(numprocesses=2, **{"--bt-executor": "ray"}))
+        _configure(numprocesses=2, **{"--bt-executor": "ray"})
+    with pytest.raises(UsageError, match="--bt-gpus is for -n on one machine"):
+        _configure(**{"--bt-executor": "ray", "--bt-gpus": "0"})
+
+
+def test_the_registry_takes_concrete_executors_with_new_names() -> None:
+    registry = builtin_executors()
+    assert registry.names() == ("local", "ray")
+    with pytest.raises(UsageError, match="executor 'local' is registered twice"):
+        registry.add(LocalExecutor)
+    with pytest.raises(UsageError, match="expected a concrete subclass of benchtool.executors.Executor"):
+        registry.add(Executor)
+    registry.add(_Cluster)
+    assert registry.get("fake") is _Cluster
 
 
 # --- cells: batching and crash-safe grouping ---------------------------------------------

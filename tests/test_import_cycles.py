@@ -18,9 +18,6 @@ KNOWN = [
     ["benchtool.contracts.attack", "benchtool.harness.robustness"],
     # the package exports hookimpl; hookspecs and host type against each other
     ["benchtool", "benchtool.hookspecs", "benchtool.host"],
-    # the pytest bridge and the executors and model cache it drives (the bridge's split is open)
-    ["benchtool.executors", "benchtool.executors.cells", "benchtool.executors.ray_executor", "benchtool.models",
-     "benchtool.models.trained", "benchtool.models.zoo", "benchtool.pytest_plugin", "benchtool.reproducibility"],
     # the kernels package re-exports its backends, which import the shared array helpers through it
     ["benchtool.kernels", "benchtool.kernels._arrays", "benchtool.kernels._backends", "benchtool.kernels.calibration",
      "benchtool.kernels.predictive", "benchtool.kernels.regression"],

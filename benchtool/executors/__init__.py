@@ -1,6 +1,7 @@
 """Executors: where benchtool runs independent calls — suite cells, ensemble members,
 NAS trials. ``local`` (the default) runs them here one after another; ``ray`` spreads
-them over a Ray cluster (``--bt-executor ray --bt-ray-address ADDR``).
+them over a Ray cluster (``--bt-executor ray --bt-ray-address ADDR``); a plugin may
+register more (:mod:`benchtool.executors.registry`).
 
 Code that fans out work asks for the run's executor and waits on standard futures::
 
@@ -13,46 +14,35 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from benchtool.errors import choices_error
 from benchtool.executors.base import Executor, Outcome, Resources, describe_failure
 from benchtool.executors.devices import task_device
 from benchtool.executors.local import LocalExecutor
+from benchtool.executors.registry import ExecutorRegistry, builtin_executors
 
 if TYPE_CHECKING:
     from benchtool.config import RunConfig
 
-EXECUTOR_NAMES = ("local", "ray")
-
 __all__ = [
-    "EXECUTOR_NAMES", "Executor", "LocalExecutor", "Outcome", "Resources", "cell_executor", "check_executor",
+    "Executor", "ExecutorRegistry", "LocalExecutor", "Outcome", "Resources", "builtin_executors", "cell_executor",
     "create_executor", "describe_failure", "get_executor", "running_cell", "task_device",
 ]
 
 
-def check_executor(name: str) -> str:
-    """``name`` if it is a known executor; a UsageError listing them otherwise."""
-    if name not in EXECUTOR_NAMES:
-        raise choices_error("executor", name, EXECUTOR_NAMES)
-    return name
-
-
-def create_executor(name: str = "local", address: str | None = None) -> Executor:
-    """A new executor by name; ``ray`` connects to ``address`` (Ray is imported only here)."""
-    if check_executor(name) == "ray":
-        from benchtool.executors.ray_executor import RayExecutor
-
-        return RayExecutor(address)
-    return LocalExecutor()
+def create_executor(name: str = "local", settings: Mapping[str, Any] | None = None) -> Executor:
+    """A new built-in executor by name, with its option values ``settings`` (``ray``:
+    ``{"address": ...}``; Ray is imported only then)."""
+    return builtin_executors().get(name).create(settings or {})
 
 
 def get_executor(config: RunConfig | None = None) -> Executor:
-    """The executor the run selected (``--bt-executor``); local without a run config."""
+    """The executor the run selected (``--bt-executor``, a plugin's included); local without a run config."""
     if config is None:
         return LocalExecutor()
-    return create_executor(config.executor, config.ray_address)
+    executor = config.executor_class or builtin_executors().get(config.executor)
+    return executor.create(config.executor_settings)
 
 
 _cell_config: contextvars.ContextVar[RunConfig | None] = contextvars.ContextVar("benchtool_cell_config", default=None)

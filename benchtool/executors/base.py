@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -58,9 +58,28 @@ def describe_failure(exc: BaseException) -> str:
 
 
 class Executor(ABC):
-    """Where benchtool runs independent calls: suite cells, ensemble members, NAS trials."""
+    """Where benchtool runs independent calls: suite cells, ensemble members, NAS trials.
+
+    A registered executor (:class:`~benchtool.executors.registry.ExecutorRegistry`) owns its
+    command-line options: it declares them (:meth:`add_options`), checks their values
+    (:meth:`settings`) and is built from them (:meth:`create`)."""
 
     name: ClassVar[str]
+    runs_cells: ClassVar[bool] = True  # the suite's cells are shipped to it (False: pytest runs them here)
+
+    @classmethod
+    def add_options(cls, group: Any) -> None:
+        """Declare this executor's own options on the ``benchtool`` pytest option group."""
+
+    @classmethod
+    def settings(cls, getoption: Callable[[str], Any]) -> dict[str, Any]:
+        """This executor's option values, checked before any work (a UsageError names the bad one)."""
+        return {}
+
+    @classmethod
+    def create(cls, settings: Mapping[str, Any]) -> Executor:
+        """A new executor of this kind for a run with ``settings``."""
+        return cls()
 
     @abstractmethod
     def submit(self, fn: Callable[..., Any], /, *args: Any, resources: Resources | None = None,

@@ -65,7 +65,7 @@ class _BatchWorkerPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        from benchtool.pytest_plugin import cell_worker_key
+        from benchtool.pytest.session import cell_worker_key
 
         self.config = config
         config.stash[cell_worker_key] = True
@@ -128,7 +128,8 @@ def fans_out(item: pytest.Item) -> bool:
     plugin's class sets ``fans_out = True`` (e.g. ``deep-ensemble``)."""
     if item.get_closest_marker(FANOUT_MARK) is not None:
         return True
-    from benchtool.pytest_plugin import case_info, session_key
+    from benchtool.pytest.records import case_info
+    from benchtool.pytest.session import session_key
 
     bench = item.config.stash.get(session_key, None)
     info = case_info(item)

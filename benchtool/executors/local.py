@@ -16,6 +16,7 @@ class LocalExecutor(Executor):
     exactly what a run without an executor does. One slot, so an ask/tell search stays serial."""
 
     name = "local"
+    runs_cells = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, resources: Resources | None = None,
                retries: int = 0, **kwargs: Any) -> Future:

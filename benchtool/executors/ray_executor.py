@@ -4,6 +4,7 @@ Ray (Moritz et al., "Ray: A Distributed Framework for Emerging AI Applications",
 OSDI 2018) schedules the tasks, retries those whose worker died, and sets each task's
 ``CUDA_VISIBLE_DEVICES`` to the GPUs it was given. Ray is imported only when this
 executor is chosen (``--bt-executor ray``); it ships with ``pip install 'benchtool[ray]'``.
+Its one option, ``--bt-ray-address``, is declared here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
@@ -77,6 +78,20 @@ class RayExecutor(Executor):
     """Runs each call as a Ray task on the cluster at ``address``."""
 
     name = "ray"
+
+    @classmethod
+    def add_options(cls, group: Any) -> None:
+        group.addoption("--bt-ray-address", default=None, metavar="ADDR",
+                        help="Ray cluster for --bt-executor ray: host:port, or auto (default: start a local one)")
+
+    @classmethod
+    def settings(cls, getoption: Callable[[str], Any]) -> dict[str, Any]:
+        import_ray()  # a missing extra is a usage error now, not after collection
+        return {"address": getoption("--bt-ray-address")}
+
+    @classmethod
+    def create(cls, settings: Mapping[str, Any]) -> RayExecutor:
+        return cls(settings.get("address"))
 
     def __init__(self, address: str | None = None) -> None:
         self._ray = import_ray()

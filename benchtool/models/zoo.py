@@ -8,8 +8,8 @@ from torch import nn
 
 from benchtool.contracts.data import DatasetInfo
 from benchtool.contracts.model import ModelSpec, TrainRecipe
-from benchtool.models import recipes
 from benchtool.models.nets import MLP, LeNet, RandomizedInput, RandomResizePad, ResNet
+from benchtool.models.recipes import lookup as recipe_for
 
 
 class MlpSpec(ModelSpec):
@@ -22,7 +22,7 @@ class MlpSpec(ModelSpec):
         return MLP(info)
 
     def recipe(self, info: DatasetInfo, budget: str) -> TrainRecipe:
-        return recipes.lookup(self.name, info, budget)
+        return recipe_for(self.name, info, budget)
 
 
 class ImageSpec(ModelSpec):
@@ -32,7 +32,7 @@ class ImageSpec(ModelSpec):
         return super().supports(info) and len(info.input_shape) == 3
 
     def recipe(self, info: DatasetInfo, budget: str) -> TrainRecipe:
-        return recipes.lookup(self.name, info, budget)
+        return recipe_for(self.name, info, budget)
 
 
 class LeNetSpec(ImageSpec):
