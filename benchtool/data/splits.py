@@ -57,7 +57,7 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
     order = np.lexsort((rng.random(len(everyone)), position))
     pieces = _cut(everyone[order], parts)
     sizes = np.array([len(m) for m in members])
-    counts = np.array([[np.isin(piece, m).sum() for piece in pieces] for m in members])
+    counts = np.array([[(labels[piece] == cls).sum() for piece in pieces] for cls in classes])
     if (np.abs(counts - np.outer(sizes, parts)) >= 1).any():
         counts = controlled_counts(sizes, parts)
         pieces = [np.concatenate(chunks) for chunks in zip(*(
