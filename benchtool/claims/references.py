@@ -7,7 +7,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchtool.claims.core import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, Rule, inconclusive
+from benchtool.claims.core import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, Rule, inconclusive, value, values
 from benchtool.claims.stats import wilson_interval
 from benchtool.results import Record
 
@@ -34,23 +34,15 @@ class Bound:
 
 def clean_figure(records: Sequence[Record], plugin: str, metric: str) -> float | None:
     """``plugin``'s ``metric`` on the clean test split (the record without params), or None."""
-    found = [r.value for r in records if r.plugin == plugin and r.metric == metric and not r.params
-             and r.value is not None]
+    found = [r.value for r in values(records, metric) if r.plugin == plugin and not r.params]
     return float(found[0]) if found else None
 
 
-def clean_split_size(records: Sequence[Record], plugin: str) -> int | None:
-    """How many test examples ``plugin``'s clean figures are over, or None."""
-    found = [r.value for r in records if r.plugin == plugin and r.metric == COUNT_METRIC
-             and r.params == {"split": "test"} and r.value is not None]
-    return int(found[0]) if found else None
-
-
 def _shown(records: Sequence[Record], plugin: str, bound: Bound, figure: float) -> str:
-    n = clean_split_size(records, plugin)
+    n = value([r for r in records if r.plugin == plugin], COUNT_METRIC, split="test")
     interval = ""
     if bound.metric == "accuracy" and n:
-        low, high = wilson_interval(figure * n, n)
+        low, high = wilson_interval(figure * n, int(n))
         interval = f" [{low:.3f}, {high:.3f}]"
     return f"{bound.metric} {figure:.3f}{interval} (target {bound.op} {bound.target:g}, published {bound.published:g})"
 
