@@ -1,10 +1,11 @@
 """The metric catalog: its specs and lookups, and that it covers every metric name the
 built-in suites and claims can record.
 
-The recorded names are derived from the suites' code, not listed by hand: every
-``bt_record(NAME, ...)`` and ``bt_record.series(NAME, ...)`` call is found in the suites'
-syntax tree and NAME evaluated for every value its variables take: literal loops and the
-suites' module constants are read from the code; the few names built from runtime values
+The recorded names are derived from the code that records them, not listed by hand: every
+``bt_record(NAME, ...)``, ``bt_record.series(NAME, ...)`` and ``bt_record.proportion(NAME,
+...)`` call is found in the syntax tree of the suites and of the harness modules they hand
+their recorder to (``benchtool/harness/*.py``), and NAME evaluated for every value its
+variables take: literal loops and the module's constants are read from the code; the few names built from runtime values
 (the uncertainty scores, the multitask tasks and every registered loss weighting's state,
 the memorization recipe's numbers) are computed by calling that code. A recording call
 whose name cannot be resolved fails the test, so a new kind of call cannot slip past it.
@@ -35,6 +36,8 @@ from benchtool.metrics.catalog import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = sorted((ROOT / "suites").glob("test_*.py"))
+HARNESS = sorted((ROOT / "benchtool" / "harness").glob("*.py"))
+RECORDING_FILES = SUITES + HARNESS  # where bt_record(...) calls may be
 
 
 # --- the catalog itself ---------------------------------------------------------------------------
@@ -182,11 +185,12 @@ class Unresolved(Exception):
 
 
 def _suite_module(path: Path) -> Any:
-    return importlib.import_module(f"suites.{path.stem}")
+    """The module of a file of :data:`RECORDING_FILES` (a suite or a harness module)."""
+    return importlib.import_module(".".join(path.relative_to(ROOT).with_suffix("").parts))
 
 
 def _uncertainty_scores() -> list[str]:
-    from suites.test_uncertainty import uncertainty_scores
+    from benchtool.harness.uncertainty import uncertainty_scores
 
     stats = SimpleNamespace(mean=np.full((2, 3), 1 / 3), entropy=np.zeros(2), mutual_information=np.zeros(2))
     return list(uncertainty_scores(stats))
@@ -224,9 +228,9 @@ def _memorization_numbers(function: ast.FunctionDef) -> list[str]:
     return sorted(names)
 
 
-# (suite file, variable) -> the values a recording call's name variable takes, computed from the code
+# (recording file, variable) -> the values a recording call's name variable takes, computed from the code
 RUNTIME_BINDINGS = {
-    ("test_uncertainty.py", "score"): lambda fn: _uncertainty_scores(),
+    ("uncertainty.py", "score"): lambda fn: _uncertainty_scores(),
     ("test_multitask.py", "task"): lambda fn: _task_names(),
     ("test_multitask.py", "key"): lambda fn: _weighting_state_keys(),
     ("test_generalization.py", "name"): _memorization_numbers,
@@ -294,23 +298,27 @@ def _bindings(var: str, call: ast.Call, parents: dict, module: Any, path: Path) 
     return list(resolver(function))
 
 
+def _recording_calls(tree: ast.AST) -> Iterator[tuple[ast.Call, str]]:
+    """Every ``bt_record(...)`` (scalar), ``bt_record.series(...)`` (curve) and
+    ``bt_record.proportion(...)`` (proportion) call in a module's syntax tree."""
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        func = call.func
+        if isinstance(func, ast.Name) and func.id == "bt_record":
+            yield call, "scalar"
+        elif (isinstance(func, ast.Attribute) and func.attr in ("series", "proportion")
+              and getattr(func.value, "id", "") == "bt_record"):
+            yield call, "curve" if func.attr == "series" else "proportion"
+
+
 def recorded_names(path: Path) -> Iterator[tuple[str, str, int]]:
-    """(metric name, "scalar" or "curve", line) for every name a suite module can record."""
+    """(metric name, "scalar" or "curve", line) for every name a suite or harness module can record."""
     tree = ast.parse(path.read_text(), str(path))
     parents = _parents(tree)
     module = _suite_module(path)
-    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
-        func = call.func
+    for call, shape in _recording_calls(tree):
         suffixes = ("",)
-        if isinstance(func, ast.Name) and func.id == "bt_record":
-            shape = "scalar"
-        elif isinstance(func, ast.Attribute) and func.attr == "series" and getattr(func.value, "id", "") == "bt_record":
-            shape = "curve"
-        elif (isinstance(func, ast.Attribute) and func.attr == "proportion"
-              and getattr(func.value, "id", "") == "bt_record"):
+        if shape == "proportion":
             shape, suffixes = "scalar", ("", "_ci_low", "_ci_high")  # the value and its Wilson interval
-        else:
-            continue
         name = call.args[0] if call.args else next(k.value for k in call.keywords if k.arg == "metric")
         free = sorted({n.id for n in ast.walk(name) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
                        and not hasattr(module, n.id)})
@@ -323,9 +331,10 @@ def recorded_names(path: Path) -> Iterator[tuple[str, str, int]]:
 
 @pytest.fixture(scope="module")
 def suite_vocabulary() -> dict[str, set[str]]:
-    """name -> the shapes (scalar, curve) it is recorded as, over every built-in suite."""
+    """name -> the shapes (scalar, curve) it is recorded as, over every built-in suite and the
+    harness modules that record for them."""
     vocabulary: dict[str, set[str]] = {}
-    for path in SUITES:
+    for path in RECORDING_FILES:
         for name, shape, _ in recorded_names(path):
             vocabulary.setdefault(name, set()).add(shape)
         for analysis in getattr(_suite_module(path), "ANALYSES", ()):  # run-level analyses declare theirs
@@ -341,6 +350,14 @@ def test_the_vocabulary_is_derived_from_every_suite(suite_vocabulary: dict[str, 
                  "epochs_max", "num_classes", "final_test_accuracy_ci95", "survival_rate"):
         assert name in suite_vocabulary, name
     assert len(suite_vocabulary) > 70
+
+
+def test_every_module_that_records_is_read() -> None:
+    """Recording calls outside :data:`RECORDING_FILES` would escape the vocabulary: there are none."""
+    recording = {path for folder in ("benchtool", "suites", "plugins") for path in (ROOT / folder).rglob("*.py")
+                 if any(True for _ in _recording_calls(ast.parse(path.read_text(), str(path))))}
+    assert ROOT / "benchtool" / "harness" / "uncertainty.py" in recording  # the harness records for its suite
+    assert recording <= set(RECORDING_FILES), sorted(str(p.relative_to(ROOT)) for p in recording - set(RECORDING_FILES))
 
 
 def test_every_name_the_suites_record_is_catalogued(suite_vocabulary: dict[str, set[str]]) -> None:
