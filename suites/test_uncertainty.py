@@ -37,15 +37,15 @@ def decide_mi_separates_ood(claim: Claim, records: list) -> Outcome:
     AUROC above 0.5 (one-sided Mann-Whitney test, Bonferroni over the OOD sets). An AUROC
     interval entirely at or below 0.5 on any set is "not reproduced"."""
     n_in = value(records, "examples", split="test")
-    mi_in = next((r.value for r in values(records, "mean-mi") if "ood" not in r.params), None)
-    sets = sorted({r.params["ood"] for r in values(records, "auroc-mi") if "ood" in r.params})
+    mi_in = next((r.value for r in values(records, "mean_mi") if "ood" not in r.params), None)
+    sets = sorted({r.params["ood"] for r in values(records, "auroc_mi") if "ood" in r.params})
     if n_in is None or mi_in is None or not sets:
         return inconclusive("no MI AUROC with example counts recorded",
                             "a run of test_classification_uncertainty with mc-dropout")
     k, parts, weakest = len(sets), [], None
     for name in sets:
-        auroc = value(records, "auroc-mi", ood=name)
-        n_out, mi_out = value(records, "examples", ood=name), value(records, "mean-mi", ood=name)
+        auroc = value(records, "auroc_mi", ood=name)
+        n_out, mi_out = value(records, "examples", ood=name), value(records, "mean_mi", ood=name)
         if None in (auroc, n_out, mi_out):
             return inconclusive(f"OOD set {name}: AUROC, MI or count missing", "complete records")
         test = auroc_greater(auroc, int(n_out), int(n_in), claim.alpha)
@@ -69,9 +69,9 @@ CLAIMS = [
         paper="Gal & Ghahramani, ICML 2016",
         statement="MC-dropout's mutual information is higher off-distribution and separates OOD inputs "
                   "better than chance.",
-        suite="uncertainty", metrics=("mean-mi", "auroc-mi", "examples"),
+        suite="uncertainty", metrics=("mean_mi", "auroc_mi", "examples"),
         test="one-sided Mann-Whitney test of AUROC > 0.5 per OOD set (Bonferroni); Hanley-McNeil interval",
-        rule=decide_mi_separates_ood, where=lambda r: r.plugin == "mc-dropout", figure="auroc-mi",
+        rule=decide_mi_separates_ood, where=lambda r: r.plugin == "mc-dropout", figure="auroc_mi",
         absent="mc-dropout did not run on a classification dataset with OOD sets",
     ),
     Claim(

@@ -169,11 +169,11 @@ def test_eot_survives_transformations() -> None:
 
 def mi_records(aurocs: dict, n: int = 360, mi_in: float = 0.04, mi_out: float = 0.15) -> list:
     kw = {"plugin": "mc-dropout", "model": "lenet", "dataset": "digits-holdout"}
-    out = [rec("uncertainty", "mean-mi", mi_in, **kw), rec("uncertainty", "examples", n, split="test", **kw),
-           rec("uncertainty", "auroc-mi", 0.99, **{**kw, "plugin": "deep-ensemble"}, ood="noise")]
+    out = [rec("uncertainty", "mean_mi", mi_in, **kw), rec("uncertainty", "examples", n, split="test", **kw),
+           rec("uncertainty", "auroc_mi", 0.99, **{**kw, "plugin": "deep-ensemble"}, ood="noise")]
     for name, auroc in aurocs.items():
-        out += [rec("uncertainty", "auroc-mi", auroc, ood=name, **kw),
-                rec("uncertainty", "mean-mi", mi_out, ood=name, **kw),
+        out += [rec("uncertainty", "auroc_mi", auroc, ood=name, **kw),
+                rec("uncertainty", "mean_mi", mi_out, ood=name, **kw),
                 rec("uncertainty", "examples", n, ood=name, **kw)]
     return out
 
@@ -186,7 +186,7 @@ def test_mc_dropout_mutual_information() -> None:
     assert only(uncertainty, cid, mi_records({"noise": 0.9}, mi_out=0.01)).verdict == NOT_REPRODUCED
     few = only(uncertainty, cid, mi_records({"noise": 0.6}, n=20))
     assert few.verdict == INCONCLUSIVE and "examples per set" in few.needed
-    absent = only(uncertainty, cid, [rec("uncertainty", "auroc-mi", 0.9, plugin="deep-ensemble", ood="noise")])
+    absent = only(uncertainty, cid, [rec("uncertainty", "auroc_mi", 0.9, plugin="deep-ensemble", ood="noise")])
     assert absent.verdict == INCONCLUSIVE and "mc-dropout did not run" in absent.evidence
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -87,12 +89,12 @@ def test_nan_candidate_is_a_regression_and_none_direction_never_is() -> None:
 
 
 def test_matching_by_case_params_metric() -> None:
-    base = results("a", rec("ece", 0.05), rec("auroc-max-prob", 0.9), rec("nll", 0.3, params={"split": "ood"}),
+    base = results("a", rec("ece", 0.05), rec("auroc_max_prob", 0.9), rec("nll", 0.3, params={"split": "ood"}),
                    rec("ece", 0.05, case="mc-dropout-lenet-digits"))
-    cand = results("b", rec("ece", 0.052), rec("auroc-max-prob", 0.7), rec("nll", 0.2, params={"split": "ood"}),
+    cand = results("b", rec("ece", 0.052), rec("auroc_max_prob", 0.7), rec("nll", 0.2, params={"split": "ood"}),
                    rec("brier", 0.1))
     found = statuses(base, cand)
-    assert found["ece"] == "within" and found["auroc-max-prob"] == "REGRESSED" and found["nll[split=ood]"] == "improved"
+    assert found["ece"] == "within" and found["auroc_max_prob"] == "REGRESSED" and found["nll[split=ood]"] == "improved"
     assert found["brier"] == "new"
     comparison = compare(base, cand, Policies())
     assert [c.status for c in comparison.changes if c.case == "mc-dropout-lenet-digits"] == ["missing"]
@@ -137,20 +139,47 @@ def _store_two_runs(path: Path, base: list[Record], cand: list[Record]) -> None:
             time.sleep(0.002)
 
 
+OLD_SPELLINGS = {"auroc-max-prob": "auroc_max_prob", "mean-mi": "mean_mi", "coverage-90": "coverage_90",
+                 "band-lower": "predictive_mean_lower"}  # stored runs before one spelling -> today's names
+
+
+def test_a_run_stored_with_old_names_compares_with_a_new_run(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """History keeps comparing: each old name matches its catalogued name, as one metric."""
+    db = tmp_path / "results.db"
+    def curve(name: str) -> Record:
+        return replace(rec(name, 0), value=None, series={"x": [0.5, 1.0], "y": [0.0, 0.1]})
+
+    _store_two_runs(db, [rec(old, 0.9) for old in OLD_SPELLINGS] + [rec("auroc-entropy", 0.9), curve("risk-coverage")],
+                    [rec(new, 0.9) for new in OLD_SPELLINGS.values()] + [rec("auroc_entropy", 0.5),
+                                                                        curve("risk_coverage")])
+    assert main(["compare", "base", "cand", "--store", str(db), "--all", "--json", str(tmp_path / "c.json")]) == 1
+    assert "5 metric(s): 1 regressed, 4 unchanged" in capsys.readouterr().out
+    changes = json.loads((tmp_path / "c.json").read_text())["changes"]
+    assert {c["metric"]: c["status"] for c in changes} == {
+        **{new: "unchanged" for new in OLD_SPELLINGS.values()}, "auroc_entropy": "REGRESSED"}
+    from benchtool.report.html import render_report
+    from benchtool.store.load import load_result_set
+
+    html = render_report(load_result_set("cand", db), load_result_set("base", db))
+    assert 'class="delta regressed"' in html and "auroc-" not in html and "mean-mi" not in html
+    assert re.findall(r'alt="uncertainty: (risk.coverage)"', html) == ["risk_coverage"]  # one figure, both runs
+
+
 def test_compare_command_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "results.db"
-    _store_two_runs(db, [rec("ece", 0.05), rec("auroc-max-prob", 0.9)], [rec("ece", 0.08), rec("auroc-max-prob", 0.9)])
+    _store_two_runs(db, [rec("ece", 0.05), rec("auroc_max_prob", 0.9)], [rec("ece", 0.08), rec("auroc_max_prob", 0.9)])
     assert main(["compare", "base", "cand", "--store", str(db)]) == 1
     out = capsys.readouterr().out
     assert "REGRESSED uncertainty softmax-lenet-digits ece: 0.05 -> 0.08 (+0.03; lower is better for estimators" in out
     assert "2 metric(s): 1 regressed, 1 unchanged" in out
-    assert "auroc-max-prob" not in out  # unchanged metrics are counted, not listed (unless --all)
+    assert "auroc_max_prob" not in out  # unchanged metrics are counted, not listed (unless --all)
     assert main(["compare", "base", "cand", "--store", str(db), "--tol", "ece=0.05", "--all",
                  "--json", str(tmp_path / "c.json")]) == 0
     out = capsys.readouterr().out
-    assert "within" in out and "auroc-max-prob" in out  # --all lists unchanged metrics
+    assert "within" in out and "auroc_max_prob" in out  # --all lists unchanged metrics
     data = json.loads((tmp_path / "c.json").read_text())
-    assert data["regressed"] == 0 and {c["metric"] for c in data["changes"]} == {"ece", "auroc-max-prob"}
+    assert data["regressed"] == 0 and {c["metric"] for c in data["changes"]} == {"ece", "auroc_max_prob"}
     assert main(["compare", "latest~1", "latest", "--store", str(db)]) == 1
     capsys.readouterr()
     assert main(["compare", "base", "nope", "--store", str(db)]) == 2
@@ -205,8 +234,8 @@ def test_a_changed_verdict_is_a_regression_whatever_the_tolerances(tmp_path: Pat
 
 @pytest.mark.parametrize(("metric", "kind", "worse", "better"), [
     ("survival_rate", "attacks", 0.5, 0.9),  # fraction still adversarial: the attack wants it high
-    ("auroc-max-prob", "estimators", 0.7, 0.95),
-    ("fpr95-entropy", "estimators", 0.6, 0.2),
+    ("auroc_max_prob", "estimators", 0.7, 0.95),
+    ("fpr95_entropy", "estimators", 0.6, 0.2),
     ("test_regret", "strategies", 0.02, 0.001),
     ("attack_success_rate", "attacks", 0.3, 0.9),
     ("delta_m", "loss_weightings", -5.0, 3.0),
@@ -225,11 +254,11 @@ def test_intervals_and_band_edges_are_never_regressions() -> None:
 
 
 def test_coverage_is_better_closer_to_its_target() -> None:
-    base = results("a", rec("coverage-90", 0.85))
-    assert statuses(base, results("b", rec("coverage-90", 0.95)))["coverage-90"] == "within"  # as far off
-    assert statuses(base, results("b", rec("coverage-90", 0.70)))["coverage-90"] == "REGRESSED"
-    assert statuses(base, results("b", rec("coverage-90", 0.90)))["coverage-90"] == "improved"
-    change = compare(base, results("b", rec("coverage-90", 0.7)), Policies()).regressions[0]
+    base = results("a", rec("coverage_90", 0.85))
+    assert statuses(base, results("b", rec("coverage_90", 0.95)))["coverage_90"] == "within"  # as far off
+    assert statuses(base, results("b", rec("coverage_90", 0.70)))["coverage_90"] == "REGRESSED"
+    assert statuses(base, results("b", rec("coverage_90", 0.90)))["coverage_90"] == "improved"
+    change = compare(base, results("b", rec("coverage_90", 0.7)), Policies()).regressions[0]
     assert "closer to 0.9 is better" in change.describe()
 
 

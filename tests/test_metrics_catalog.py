@@ -345,7 +345,7 @@ def suite_vocabulary() -> dict[str, set[str]]:
 
 def test_the_vocabulary_is_derived_from_every_suite(suite_vocabulary: dict[str, set[str]]) -> None:
     """A sanity check of the derivation itself: names of every kind of call are found."""
-    for name in ("robust_accuracy", "robust_accuracy_vs_eps", "auroc-max-prob", "fpr95-mi", "predictive_mean_lower",
+    for name in ("robust_accuracy", "robust_accuracy_vs_eps", "auroc_max_prob", "fpr95_mi", "predictive_mean_lower",
                  "inside_rms_error", "digit_accuracy", "centre_rmse_px", "sigma_centre", "weight_reconstruction_curve",
                  "epochs_max", "num_classes", "final_test_accuracy_ci95", "survival_rate"):
         assert name in suite_vocabulary, name
@@ -358,6 +358,15 @@ def test_every_module_that_records_is_read() -> None:
                  if any(True for _ in _recording_calls(ast.parse(path.read_text(), str(path))))}
     assert ROOT / "benchtool" / "harness" / "uncertainty.py" in recording  # the harness records for its suite
     assert recording <= set(RECORDING_FILES), sorted(str(p.relative_to(ROOT)) for p in recording - set(RECORDING_FILES))
+
+
+def test_every_name_the_suites_record_is_snake_case(suite_vocabulary: dict[str, set[str]]) -> None:
+    """One spelling: what the suites record is the catalog's snake_case name (kebab-case names
+    of older runs stay aliases, for lookups and for comparing with stored runs)."""
+    kebab = sorted(name for name in suite_vocabulary if not re.fullmatch(r"[a-z][a-z0-9_]*", name))
+    assert kebab == [], f"recorded in another spelling than snake_case: {kebab}"
+    renamed = sorted(name for name in suite_vocabulary if CATALOG.canonical(name) != name)
+    assert renamed == [], f"recorded under an alias, not the catalog's name: {renamed}"
 
 
 def test_every_name_the_suites_record_is_catalogued(suite_vocabulary: dict[str, set[str]]) -> None:

@@ -58,11 +58,11 @@ def test_the_suite_runs_on_fashion_mnist_and_decides_its_published_figures(
                         "--bt-json", str(out)])
     assert code == 0
     records = json.loads(out.read_text())
-    ood = {(r["dataset"], r["params"]["ood"]) for r in records if r["metric"] == "auroc-max-prob"}
+    ood = {(r["dataset"], r["params"]["ood"]) for r in records if r["metric"] == "auroc_max_prob"}
     for name in ("noise", "uniform-noise", "rotated", "corrupted", "digits"):
         assert ("fashion-mnist", name) in ood and ("fashion-mnist-holdout", name) in ood
     assert ("fashion-mnist-holdout", "heldout-classes") in ood and ("fashion-mnist", "heldout-classes") not in ood
-    own = {r["params"]["ood"] for r in records if r["metric"] == "auroc-own" and r["dataset"] == "fashion-mnist"}
+    own = {r["params"]["ood"] for r in records if r["metric"] == "auroc_own" and r["dataset"] == "fashion-mnist"}
     assert "digits" in own  # ddu's feature density on the far-OOD digits
     verdicts = {r["plugin"]: r for r in records if r["metric"] == "claim"}
     for claim in ("nado2021-lenet-fashion-mnist", "guo2017-temperature-scaling"):

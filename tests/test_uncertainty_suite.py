@@ -40,17 +40,17 @@ def test_classification_metrics_in_and_out_of_distribution(records: list[dict]) 
     table = by_case(records)
     for plugin in ("softmax", "laplace-last-layer"):
         inside = table[(plugin, "digits-holdout", "")]
-        assert {"accuracy", "nll", "brier", "ece", "aurc", "e-aurc", "mean-mi", "reliability"} <= set(inside)
+        assert {"accuracy", "nll", "brier", "ece", "aurc", "e_aurc", "mean_mi", "reliability"} <= set(inside)
         assert inside["accuracy"]["value"] > 0.8
         assert inside["reliability"]["series"]["x_label"] == "confidence"
         for ood in ("heldout-classes", "noise", "rotated", "corrupted"):
             scores = table[(plugin, "digits-holdout", ood)]
-            assert 0.5 < scores["auroc-entropy"]["value"] <= 1.0, (plugin, ood)
-            assert 0.0 <= scores["fpr95-max-prob"]["value"] <= 1.0
+            assert 0.5 < scores["auroc_entropy"]["value"] <= 1.0, (plugin, ood)
+            assert 0.0 <= scores["fpr95_max_prob"]["value"] <= 1.0
         assert "accuracy" in table[(plugin, "digits-holdout", "rotated")]  # labelled shift
         assert "accuracy" not in table[(plugin, "digits-holdout", "heldout-classes")]
-    assert "auroc-mi" not in table[("softmax", "digits-holdout", "heldout-classes")]  # MI is 0 at T = 1
-    assert "auroc-mi" in table[("laplace-last-layer", "digits-holdout", "heldout-classes")]
+    assert "auroc_mi" not in table[("softmax", "digits-holdout", "heldout-classes")]  # MI is 0 at T = 1
+    assert "auroc_mi" in table[("laplace-last-layer", "digits-holdout", "heldout-classes")]
 
 
 def test_shift_intensities(records: list[dict]) -> None:
@@ -79,12 +79,12 @@ def test_regression_metrics_and_band(records: list[dict]) -> None:
     table = by_case(records)
     assert not any(dataset == "toy-regression" for plugin, dataset, _ in table if plugin == "softmax")
     inside = table[("laplace-last-layer", "toy-regression", "")]
-    assert {"gaussian-nll", "rmse", "coverage-90", "epistemic-variance", "aleatoric-variance"} <= set(inside)
+    assert {"gaussian_nll", "rmse", "coverage_90", "epistemic_variance", "aleatoric_variance"} <= set(inside)
     expected = {"predictive_mean", "predictive_mean_lower", "predictive_mean_upper", "epistemic_std", "aleatoric_std"}
     assert expected <= set(inside)
     band = inside["predictive_mean_upper"]["series"]
     lower = inside["predictive_mean_lower"]["series"]
     assert len(band["x"]) == 200 and all(u >= v for u, v in zip(band["y"], lower["y"]))
     for ood in ("gap", "extrapolation"):
-        assert table[("laplace-last-layer", "toy-regression", ood)]["epistemic-ratio"]["value"] > 0
-    assert table[("laplace-last-layer", "toy-regression", "extrapolation")]["epistemic-ratio"]["value"] > 1
+        assert table[("laplace-last-layer", "toy-regression", ood)]["epistemic_ratio"]["value"] > 0
+    assert table[("laplace-last-layer", "toy-regression", "extrapolation")]["epistemic_ratio"]["value"] > 1

@@ -90,7 +90,7 @@ def predict(estimator: UncertaintyEstimator, split: Split, config: RunConfig) ->
 def uncertainty_scores(stats: Any) -> dict[str, np.ndarray]:
     """Higher = more likely OOD: 1 - max prob, predictive entropy and mutual information."""
     return {
-        "max-prob": 1.0 - host(stats.mean).max(1),
+        "max_prob": 1.0 - host(stats.mean).max(1),
         "entropy": host(stats.entropy),
         "mi": host(stats.mutual_information),
     }
@@ -114,7 +114,7 @@ def record_labelled(bt_record: Recorder, probs: np.ndarray, labels: np.ndarray, 
     bt_record("brier", metrics.brier(probs, labels), params=params)
     bt_record("ece", metrics.ece_from_bins(bins), params=params)
     bt_record("aurc", curve.aurc, params=params)
-    bt_record("e-aurc", curve.e_aurc, params=params)
+    bt_record("e_aurc", curve.e_aurc, params=params)
     diagram = metrics.ReliabilityDiagram.from_bins(bins)
     filled = diagram.count > 0
     bt_record.series("reliability", diagram.confidence[filled], diagram.accuracy[filled],
@@ -122,7 +122,7 @@ def record_labelled(bt_record: Recorder, probs: np.ndarray, labels: np.ndarray, 
     bt_record.series("reliability_count", diagram.confidence[filled], diagram.count[filled],
                   x_label="confidence", y_label="examples per bin", unit="examples", params=params)
     keep = np.unique(np.linspace(0, len(curve.coverage) - 1, CURVE_POINTS).round().astype(int))
-    bt_record.series("risk-coverage", curve.coverage[keep], curve.risk[keep],
+    bt_record.series("risk_coverage", curve.coverage[keep], curve.risk[keep],
                   x_label="coverage", y_label="risk", params=params)
 
 
@@ -137,7 +137,7 @@ def evaluate_classification(bt_record: Recorder, estimator: UncertaintyEstimator
     record_labelled(bt_record, probs, labels, {})
     bt_record("examples", len(labels), "examples", params={"split": "test"})
     scores_in = uncertainty_scores(stats)
-    bt_record("mean-mi", float(scores_in["mi"].mean()), "nats")
+    bt_record("mean_mi", float(scores_in["mi"].mean()), "nats")
     has_epistemic = bool(scores_in["mi"].max() > ZERO_MI)
     own_in = own_score(estimator, dataset.test, config)  # the estimator's own OOD score, if it has one
     for name, split in sorted(dataset.ood.items()):
@@ -145,16 +145,16 @@ def evaluate_classification(bt_record: Recorder, estimator: UncertaintyEstimator
         ood_stats = predict(estimator, split, config)
         scores_out = uncertainty_scores(ood_stats)
         bt_record("examples", len(split), "examples", params=params)
-        bt_record("mean-mi", float(scores_out["mi"].mean()), "nats", params=params)
+        bt_record("mean_mi", float(scores_out["mi"].mean()), "nats", params=params)
         for score, s_in in scores_in.items():
             if score == "mi" and not (has_epistemic or scores_out["mi"].max() > ZERO_MI):
                 continue  # a deterministic estimator: MI is identically zero, its AUROC 0.5 by ties
-            bt_record(f"auroc-{score}", metrics.ood_auroc(s_in, scores_out[score]), params=params)
-            bt_record(f"fpr95-{score}", metrics.fpr_at_95_tpr(s_in, scores_out[score]), params=params)
-        if own_in is not None:  # auroc-own / fpr95-own: each estimator's own score, named in params
+            bt_record(f"auroc_{score}", metrics.ood_auroc(s_in, scores_out[score]), params=params)
+            bt_record(f"fpr95_{score}", metrics.fpr_at_95_tpr(s_in, scores_out[score]), params=params)
+        if own_in is not None:  # auroc_own / fpr95_own: each estimator's own score, named in params
             own_out, own_params = own_score(estimator, split, config), {**params, "score": estimator.score_name}
-            bt_record("auroc-own", metrics.ood_auroc(own_in, own_out), params=own_params)
-            bt_record("fpr95-own", metrics.fpr_at_95_tpr(own_in, own_out), params=own_params)
+            bt_record("auroc_own", metrics.ood_auroc(own_in, own_out), params=own_params)
+            bt_record("fpr95_own", metrics.fpr_at_95_tpr(own_in, own_out), params=own_params)
         ood_labels = host(split.y).astype(np.int64)
         if (ood_labels >= 0).all():  # a covariate shift of in-distribution classes
             record_labelled(bt_record, host(ood_stats.mean), ood_labels, params)
@@ -243,7 +243,7 @@ def evaluate_regression(bt_record: Recorder, estimator: UncertaintyEstimator, da
     inside = record_regression(bt_record, predict(estimator, dataset.test, config), dataset.test, {})
     for name, split in sorted(dataset.ood.items()):
         outside = record_regression(bt_record, predict(estimator, split, config), split, {"ood": name})
-        bt_record("epistemic-ratio", outside / max(inside, 1e-30), params={"ood": name})
+        bt_record("epistemic_ratio", outside / max(inside, 1e-30), params={"ood": name})
     if dataset.info.input_shape == (1,):
         record_band(bt_record, estimator, dataset, config)
 
@@ -255,12 +255,12 @@ def record_regression(bt_record: Recorder, moments: Any, split: Split, params: d
     target = host(split.y).reshape(mean.shape)
     assert np.isfinite(mean).all() and (total >= 0).all()
     total = np.maximum(total, np.finfo(np.float64).tiny)  # a zero variance gives an infinite NLL, not an error
-    bt_record("gaussian-nll", metrics.gaussian_nll(mean, total, target), "nats", params=params)
+    bt_record("gaussian_nll", metrics.gaussian_nll(mean, total, target), "nats", params=params)
     bt_record("rmse", metrics.rmse(mean, target), params=params)
-    bt_record("coverage-90", metrics.interval_coverage(mean, total, target, 0.9), params=params)
+    bt_record("coverage_90", metrics.interval_coverage(mean, total, target, 0.9), params=params)
     epistemic = float(host(moments.epistemic_variance).mean())
-    bt_record("epistemic-variance", epistemic, params=params)
-    bt_record("aleatoric-variance", float(host(moments.aleatoric_variance).mean()), params=params)
+    bt_record("epistemic_variance", epistemic, params=params)
+    bt_record("aleatoric_variance", float(host(moments.aleatoric_variance).mean()), params=params)
     return epistemic
 
 

@@ -283,7 +283,7 @@ _BUILTIN: tuple[MetricSpec | _Like, ...] = (
            "survival_rate_where_clean_survives against eps (Linf)"),
     MetricSpec("fooled_examples", unit="examples", kind="count",
                description="examples the attack fooled (the n of the survival rates)"),
-    # uncertainty, classification (suites/test_uncertainty.py)
+    # uncertainty, classification (suites/test_uncertainty.py, recorded by benchtool/harness/uncertainty.py)
     _quality("accuracy", "higher", PROPORTION, "top-1 accuracy of the predictive mean", unit="fraction",
              sample_size="examples"),
     _quality("nll", "lower", Tolerance(0.02, relative=True), "negative log-likelihood of the labels", unit="nats"),

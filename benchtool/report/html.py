@@ -23,7 +23,7 @@ from benchtool.harness.robustness_analyses import WORST_CASE_METRIC
 from benchtool.metrics.catalog import CATALOG, kept_apart
 from benchtool.report.figures import RenderedFigure, render_figures
 from benchtool.results import CaseResult, Record
-from benchtool.store.compare import MetricKey, MetricPolicy, Policies, judge, scalar_values
+from benchtool.store.compare import MetricKey, MetricPolicy, Policies, canonical_records, judge, scalar_values
 from benchtool.store.db import run_facts
 from benchtool.store.load import ResultSet
 from benchtool.tables import check_name, check_records, claims_rows, nodeid_label, threat_notes
@@ -286,10 +286,11 @@ def render_report(results: ResultSet, baseline: ResultSet | None = None,
     """The report of ``results`` (optionally against ``baseline``) as one HTML document."""
     policies = policies or Policies()
     verdicts = verdicts_from_records(results.records)
-    # verdicts and checks have their own tables; per-example outcomes are only the analyses' input
-    records = [r for r in results.records if not is_verdict(r) and not kept_apart(r.metric, r.unit)]
-    base_records = [r for r in baseline.records if not is_verdict(r) and not kept_apart(r.metric, r.unit)
-                    ] if baseline else []
+    # verdicts and checks have their own tables; per-example outcomes are only the analyses' input; metric
+    # names as the catalog spells them, so a baseline stored with old names lines up
+    records = canonical_records(r for r in results.records if not is_verdict(r) and not kept_apart(r.metric, r.unit))
+    base_records = canonical_records(r for r in baseline.records if not is_verdict(r)
+                                     and not kept_apart(r.metric, r.unit)) if baseline else []
     runs = [(results.label, records)] + ([(baseline.label, base_records)] if baseline else [])
     figures = render_figures(runs)
     values = scalar_values(records)

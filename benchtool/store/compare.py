@@ -21,7 +21,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from benchtool.claims import CLAIM_METRIC, compare_verdicts, is_verdict
 from benchtool.claims.core import VERDICT_NODEID_PREFIX, VERDICT_VALUE
@@ -35,7 +35,8 @@ from benchtool.tables import case_label, format_params, nodeid_label
 
 __all__ = [
     "DIRECTIONS", "TIME_UNITS", "Change", "Comparison", "Direction", "MetricPolicy", "Policies", "Tolerance",
-    "compare", "comparison_rows", "default_policy", "judge", "policy_of", "scalar_values", "summary_line", "to_json",
+    "canonical_records", "compare", "comparison_rows", "default_policy", "judge", "metric_key", "policy_of",
+    "scalar_values", "summary_line", "to_json",
 ]
 
 
@@ -123,13 +124,26 @@ def _split_assignment(item: str, option: str, example: str) -> tuple[str, str]:
 MetricKey = tuple[str, str, str, str]  # suite, case label, params, metric
 
 
+def metric_key(name: str) -> str:
+    """The name a recorded metric is matched by across runs: the catalog's spelling, so a run
+    stored with an old name (``auroc-mi``, ``band-lower``) matches a new run's ``auroc_mi``,
+    ``predictive_mean_lower``. The one place runs' metric names are normalised."""
+    return CATALOG.canonical(name)
+
+
+def canonical_records(records: Iterable[Record]) -> list[Record]:
+    """``records`` with each metric under its :func:`metric_key` (for the report's figures)."""
+    return [r if r.metric == metric_key(r.metric) else replace(r, metric=metric_key(r.metric)) for r in records]
+
+
 def scalar_values(records: Iterable[Record]) -> dict[MetricKey, tuple[float, Record]]:
-    """Each scalar metric by (suite, case, params, metric); repeats within a run are averaged."""
+    """Each scalar metric by (suite, case, params, :func:`metric_key`); repeats within a run
+    are averaged."""
     groups: dict[MetricKey, list[Record]] = defaultdict(list)
     for record in records:
         if record.value is None:
             continue
-        key = (record.suite, case_label(record.case), format_params(record.params), record.metric)
+        key = (record.suite, case_label(record.case), format_params(record.params), metric_key(record.metric))
         groups[key].append(record)
     return {key: (sum(r.value for r in group) / len(group), group[0]) for key, group in groups.items()}
 
@@ -226,7 +240,7 @@ def compare(baseline: ResultSet, candidate: ResultSet, policies: Policies) -> Co
     for key in sorted(base_values.keys() | cand_values.keys()):
         base, cand = base_values.get(key), cand_values.get(key)
         record = (base or cand)[1]  # type: ignore[index]
-        policy = policies.policy(record.kind, record.metric, record.unit)
+        policy = policies.policy(record.kind, key[3], record.unit)
         if base is None or cand is None:
             status = "new" if base is None else "missing"
         else:
