@@ -17,6 +17,7 @@ import pluggy
 if TYPE_CHECKING:
     from benchtool.config import RunConfig
     from benchtool.host import Host
+    from benchtool.metrics.catalog import MetricCatalog
     from benchtool.registry import Registrar
     from benchtool.results import CaseResult, Record
 
@@ -66,6 +67,14 @@ def benchtool_register_loss_weightings(registry: Registrar) -> None:
 @hookspec
 def benchtool_register_target_functions(registry: Registrar) -> None:
     """Add target functions for the approximation suite (:class:`~benchtool.contracts.TargetFunction`)."""
+
+
+@hookspec
+def benchtool_register_metrics(catalog: MetricCatalog) -> None:
+    """Catalogue the metrics this plugin's suites or harness record: ``catalog.register(MetricSpec(...))``
+    (:mod:`benchtool.metrics.catalog`), so ``compare``, the leaderboards and the report know their
+    direction, unit and tolerance. A name another spec already uses fails the plugin, like a
+    taken plugin name."""
 
 
 # --- lifecycle -----------------------------------------------------------------------

@@ -21,13 +21,16 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from benchtool import __version__, hookspecs
 from benchtool.errors import UsageError, choices_error, did_you_mean
 from benchtool.registry import KINDS, Entry, PluginSource, Registrar, Registry, resolve_kind
+
+if TYPE_CHECKING:
+    from benchtool.metrics.catalog import MetricSpec
 
 ENTRY_POINT_GROUP = "benchtool"
 DISABLE_ENV = "BENCHTOOL_DISABLE_PLUGINS"
@@ -378,6 +381,7 @@ def _collect_registrations(host: Host) -> None:
                     problems.append(("", f"{spec.hook} raised {describe_exception(exc)}"))
                 problems += [(v.rule, v.detail) for v in registrar.problems]
                 attempted += [(spec.kind, n) for n in registrar.attempted]
+        metrics = _plugin_metrics(host, plugin, problems)
         for entry in staged.all_entries():
             taken = host.registry.find(entry.kind, entry.name)
             if taken is not None:
@@ -398,3 +402,26 @@ def _collect_registrations(host: Host) -> None:
         for entry in staged.all_entries():
             host.registry.add(entry)
         host.registry.unavailable += staged.unavailable
+        if metrics:
+            from benchtool.metrics.catalog import CATALOG
+
+            for metric in metrics:
+                CATALOG.register(metric, replace_existing=True)
+
+
+def _plugin_metrics(host: Host, plugin: Any, problems: list[tuple[str, str]]) -> list[MetricSpec]:
+    """The metric specs ``plugin`` catalogues in its ``benchtool_register_metrics``, staged in a
+    copy of the default catalog (so a name already taken there, by the built-ins or an earlier
+    plugin, is its problem); the caller commits them with the plugin's other registrations."""
+    impls = [impl for impl in host.pm.hook.benchtool_register_metrics.get_hookimpls() if impl.plugin is plugin]
+    if not impls:
+        return []
+    from benchtool.metrics.catalog import CATALOG, MetricCatalog  # imported only for a plugin with metrics
+
+    staged = MetricCatalog(CATALOG, CATALOG.families)
+    for impl in impls:
+        try:
+            impl.function(catalog=staged)
+        except Exception as exc:  # noqa: BLE001 - the plugin's own error, or a metric name already taken
+            problems.append(("", f"benchtool_register_metrics raised {describe_exception(exc)}"))
+    return [spec for spec in staged if CATALOG.get(spec.name) != spec]

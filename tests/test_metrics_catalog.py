@@ -14,8 +14,10 @@ whose name cannot be resolved fails the test, so a new kind of call cannot slip 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 import itertools
+import os
 import re
 import subprocess
 import sys
@@ -394,6 +396,70 @@ def test_every_metric_a_claim_reads_is_catalogued(suite_vocabulary: dict[str, se
         for metric in (*claim.metrics, *([claim.figure] if claim.figure else [])):
             assert spec_for(metric).known, f"claim {claim.id} reads uncatalogued metric {metric!r}"
             assert metric in suite_vocabulary, f"claim {claim.id} reads {metric!r}, which no suite records"
+
+
+ZOO = ROOT / "tests" / "plugin_zoo"
+ZOO_SUITE = '''
+import pytest
+
+@pytest.mark.bt(datasets=["digits"])
+def test_margin(dataset, bt_record):
+    bt_record("zoo_margin", 1.0, "px")
+'''
+
+
+@pytest.fixture
+def restored_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default catalog as it was before the test (a plugin loaded in it catalogues metrics)."""
+    monkeypatch.setattr(CATALOG, "_specs", dict(CATALOG._specs))
+    monkeypatch.setattr(CATALOG, "_keys", dict(CATALOG._keys))
+    monkeypatch.syspath_prepend(str(ZOO))
+
+
+def test_a_plugin_declares_its_metrics_through_the_hook(tmp_path: Path, restored_catalog: None) -> None:
+    """zoo_metrics declares ``zoo_margin`` (lower is better) in ``benchtool_register_metrics``:
+    its suite records it without an unknown-metric warning, and compare gates it that way."""
+    from benchtool.host import load_host
+    from benchtool.store.compare import Policies, compare
+    from benchtool.store.load import load_result_set
+
+    (tmp_path / "test_zoo.py").write_text(ZOO_SUITE)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", str(tmp_path / "test_zoo.py"), "-p", "zoo_metrics", "--bt-json",
+         str(tmp_path / "base.json"), "-p", "no:store", "--bt-device", "cpu", "--bt-budget", "small",
+         "-p", "no:cacheprovider", "-W", "error::benchtool.metrics.catalog.UnknownMetricWarning"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, env={**os.environ, "PYTHONPATH": str(ZOO)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    base = load_result_set(str(tmp_path / "base.json"))
+    worse = dataclasses.replace(base, records=[dataclasses.replace(r, value=1.5) for r in base.records])
+
+    def status() -> str:
+        (change,) = compare(base, worse, Policies()).changes
+        return change.status
+
+    assert status() == "changed"  # not loaded: an unknown name, reported but not gated
+    host = load_host(modules=["zoo_metrics"], use_entry_points=False)
+    assert "zoo_metrics" in host.sources
+    assert (spec_for("zoo_margin").direction, spec_for("zoo_margin").tolerance) == ("lower", Tolerance(0.1))
+    assert status() == "REGRESSED"
+
+
+def test_a_plugin_whose_metric_name_is_taken_fails(tmp_path: Path, restored_catalog: None,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A metric name the catalog already has fails the plugin as a whole, naming the name."""
+    from benchtool.host import load_host
+
+    (tmp_path / "zoo_taken_metric.py").write_text(
+        "from benchtool import hookimpl\n"
+        "from benchtool.metrics.catalog import MetricSpec\n\n"
+        "@hookimpl\n"
+        "def benchtool_register_metrics(catalog):\n"
+        "    catalog.register(MetricSpec('ece', 'higher', description='not the built-in ece'))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    host = load_host(modules=["zoo_taken_metric"], use_entry_points=False)
+    (failure,) = host.failures_of("zoo_taken_metric")
+    assert "benchtool_register_metrics raised ValueError: metric 'ece' is already catalogued" in str(failure)
+    assert "zoo_taken_metric" not in host.sources and spec_for("ece").direction == "lower"
 
 
 TOY_SUITE = '''
