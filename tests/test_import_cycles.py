@@ -14,8 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Circles that remain, each a sorted list of modules; see issue #16 for the plan to cut them.
 KNOWN = [
-    # the package exports hookimpl; hookspecs and host type against each other
-    ["benchtool", "benchtool.hookspecs", "benchtool.host"],
     # the kernels package re-exports its backends, which import the shared array helpers through it
     ["benchtool.kernels", "benchtool.kernels._arrays", "benchtool.kernels._backends", "benchtool.kernels.calibration",
      "benchtool.kernels.predictive", "benchtool.kernels.regression"],
