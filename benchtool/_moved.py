@@ -64,8 +64,9 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(self, fullname: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         for old, new in self.moves.items():
-            if fullname.startswith(f"{old}.") and importlib.util.find_spec(new + fullname[len(old):]):
-                return importlib.machinery.ModuleSpec(fullname, self, loader_state=new + fullname[len(old):])
+            moved = new + fullname[len(old):]
+            if fullname.startswith(f"{old}.") and importlib.util.find_spec(moved):
+                return importlib.machinery.ModuleSpec(fullname, self, loader_state=moved)
         return None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
