@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchtool.nas import Budget, TabularEvaluator, run_search
+from benchtool.harness.nas import Budget, TabularEvaluator, run_search
 from benchtool_nas.random_search import RandomSearch
 from benchtool_nas.regularized_evolution import RegularizedEvolution
 from benchtool_nas.reinforce import Reinforce

@@ -6,7 +6,7 @@ discovers them through the ``benchtool`` entry-point group.
 
 from __future__ import annotations
 
-from benchtool.hookspecs import hookimpl, hookspec
+from benchtool.plugin_api import hookimpl, hookspec
 
 __version__ = "0.1.0"
 

@@ -12,18 +12,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+from benchtool.plugin_api import PROJECT, hookimpl, hookspec  # the markers, still importable from here
 
 if TYPE_CHECKING:
     from benchtool.config import RunConfig
-    from benchtool.host import Host
     from benchtool.metrics.catalog import MetricCatalog
+    from benchtool.plugin_api import HostView as Host
     from benchtool.registry import Registrar
     from benchtool.results import CaseResult, Record
-
-PROJECT = "benchtool"
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # --- registration: one hook per kind ------------------------------------------------

@@ -10,10 +10,7 @@ the feature modules now; importing one from here still works, with a Deprecation
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
-
+from benchtool._moved import moved_names
 from benchtool.pytest import FEATURES
 from benchtool.pytest.session import is_worker, session_key  # the run's state: still served from here
 
@@ -38,11 +35,4 @@ MOVED = {
     "ResultCollector": "benchtool.pytest.collector",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """A name that moved to a feature module, with a DeprecationWarning naming where."""
-    if name not in MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(f"benchtool.pytest_plugin.{name} moved: import it from {MOVED[name]}",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(MOVED[name]), name)
+__getattr__ = moved_names(__name__, MOVED)

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from benchtool.host import load_host
-from benchtool.nas import Budget, TabularEvaluator, incumbent_test_curve, mean_ci, regret_matrix, run_search
+from benchtool.harness.nas import Budget, TabularEvaluator, incumbent_test_curve, mean_ci, regret_matrix, run_search
 from benchtool.tables import format_table
 
 TIMED = ("random-search", "regularized-evolution", "reinforce")

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from scaleout_harness import CELLS, make_suite, run_suite, suite_env  # noqa: E402
 
 from benchtool.contracts.model import TrainRecipe  # noqa: E402
-from benchtool.nas import Budget, Evaluation, Evaluator, TrainingEvaluator, run_search  # noqa: E402
+from benchtool.harness.nas import Budget, Evaluation, Evaluator, TrainingEvaluator, run_search  # noqa: E402
 
 NAS_RECIPE = TrainRecipe(epochs=10, batch_size=64, optimizer="adam", lr=3e-3)  # as scripts/generate_nas_table.py
 

@@ -26,8 +26,8 @@ from benchtool.config import default_data_root
 from benchtool.contracts.model import TrainRecipe
 from benchtool.data import load_dataset
 from benchtool.host import load_host
-from benchtool.nas.evaluators import TrainingEvaluator
-from benchtool.nas.table import NasTable
+from benchtool.harness.nas.evaluators import TrainingEvaluator
+from benchtool.harness.nas.table import NasTable
 
 RECIPE = TrainRecipe(epochs=10, batch_size=64, optimizer="adam", lr=3e-3)
 REPO = Path(__file__).resolve().parents[1]

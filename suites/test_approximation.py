@@ -18,7 +18,7 @@ from scipy import stats
 from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconclusive
 from benchtool.claims.core import values
 from benchtool.contracts.limits import TargetFunction
-from benchtool.limits.approximation import TOLERANCE, WIDTHS, approximation_recipe, fit_widths
+from benchtool.harness.limits.approximation import TOLERANCE, WIDTHS, approximation_recipe, fit_widths
 
 ERRORS = ("inside_max_error", "inside_rms_error", "outside_max_error", "outside_rms_error")
 

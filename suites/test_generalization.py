@@ -27,7 +27,7 @@ from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconcl
 from benchtool.claims.core import value
 from benchtool.claims.stats import proportion
 from benchtool.contracts.data import DataBundle, Split
-from benchtool.limits.memorization import (
+from benchtool.harness.limits.memorization import (
     CORRUPTION_FRACTIONS, FitHistory, MemorizationRecipe, corrupt_labels, fit_labels,
     gaussian_images, memorization_recipe, subsample,
 )

@@ -1,7 +1,7 @@
 """Multi-task learning with uncertainty weights (Kendall, Gal & Cipolla, CVPR 2018): does a
 learned per-task weighting match the best hand-tuned one, and beat equal weights?
 
-The problem (:mod:`benchtool.limits.multitask`): one encoder shared by a digit classifier,
+The problem (:mod:`benchtool.harness.limits.multitask`): one encoder shared by a digit classifier,
 a regression of the ink's centre of mass (training targets with 0.5 px Gaussian noise) and
 a reconstruction of the image. Each loss-weighting scheme trains it with 1 / 8 / 12 seeds
 (small / default / full). A scheme with a grid of settings (``fixed``) is tuned on the
@@ -29,7 +29,7 @@ from benchtool.claims.core import values
 from benchtool.claims.stats import mean_interval, n_for_means
 from benchtool.contracts.data import DataBundle
 from benchtool.contracts.limits import LossWeighting
-from benchtool.limits.multitask import (
+from benchtool.harness.limits.multitask import (
     CENTRE_NOISE, METRIC_OF_TASK, TASKS, MultiTaskProblem, MultiTaskRecipe, MultiTaskRun, delta_m, multitask_problem,
     multitask_recipe, train_multitask,
 )

@@ -23,7 +23,7 @@ from benchtool.claims import NOT_REPRODUCED, REPRODUCED, Claim, Outcome, inconcl
 from benchtool.claims.core import value, values
 from benchtool.claims.stats import n_for_means, sd_from_ci_half_width, welch_less
 from benchtool.contracts.model import TrainRecipe
-from benchtool.nas import (
+from benchtool.harness.nas import (
     Budget, TabularEvaluator, TrainingEvaluator, best_val_at_times, best_val_curve, incumbent_test_matrix, mean_ci,
     run_search,
 )

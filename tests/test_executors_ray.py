@@ -72,7 +72,7 @@ def test_nas_search_on_ray_finds_what_it_finds_locally(cluster: str) -> None:
 
 
 def test_nas_run_search_through_ray_tells_what_a_local_search_tells(cluster: str) -> None:
-    from benchtool.nas import Budget, TabularEvaluator, run_search
+    from benchtool.harness.nas import Budget, TabularEvaluator, run_search
     from benchtool_nas.random_search import RandomSearch
     from benchtool_nas.spaces import ConvChainSmall
 

@@ -239,3 +239,17 @@ def test_unknown_name_lists_the_valid_ones() -> None:
     host = load_host()
     with pytest.raises(UsageError, match="unknown attack 'nope'; expected one of: .*fgsm"):
         host.registry.get("attacks", "nope")
+
+
+def test_the_host_is_what_the_configure_hook_promises_and_the_markers_have_one_home() -> None:
+    """hookspecs types ``benchtool_configure``'s host as the leaf interface ``HostView`` (so the
+    hook contract does not import the host that loads it); the loaded host implements it."""
+    import benchtool
+    from benchtool import hookspecs, plugin_api
+
+    host = load_host(use_entry_points=False)
+    assert isinstance(host, plugin_api.HostView)
+    assert host.run_metadata(None)["benchtool"] == __version__
+    assert benchtool.hookimpl is hookspecs.hookimpl is plugin_api.hookimpl
+    assert benchtool.hookspec is hookspecs.hookspec is plugin_api.hookspec
+    assert not isinstance(object(), plugin_api.HostView)

@@ -11,7 +11,7 @@ import torch
 
 from benchtool.contracts.limits import TargetFunction
 from benchtool.errors import ContractViolation, UsageError
-from benchtool.limits.approximation import (
+from benchtool.harness.limits.approximation import (
     OUTSIDE_MARGIN, TOLERANCE, WIDTHS, ApproximationRecipe, ApproximationResult, ShallowNetworks, WidthFit,
     approximation_recipe, check_domain, evaluation_sets, expanded, fit_widths, inside,
 )

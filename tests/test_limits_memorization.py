@@ -14,7 +14,7 @@ from torch import nn
 from benchtool.contracts.data import Split
 from benchtool.contracts.model import TrainRecipe
 from benchtool.errors import UsageError
-from benchtool.limits.memorization import (
+from benchtool.harness.limits.memorization import (
     CORRUPTION_FRACTIONS, MemorizationRecipe, corrupt_labels, disable_dropout, fit_labels, gaussian_images,
     memorization_recipe, resampled_count, subsample,
 )

@@ -10,7 +10,7 @@ import torch
 
 from benchtool.contracts.data import DataBundle, DatasetInfo, Split
 from benchtool.errors import UsageError
-from benchtool.limits.multitask import (
+from benchtool.harness.limits.multitask import (
     CENTRE_NOISE, TASKS, MultiTaskRecipe, MultiTaskSplit, centre_of_mass, delta_m, multitask_problem, multitask_recipe,
     task_losses, train_multitask,
 )

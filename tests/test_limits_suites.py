@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from benchtool.limits.approximation import WIDTHS
+from benchtool.harness.limits.approximation import WIDTHS
 
 USER_TARGET = textwrap.dedent('''
     """A user's target function, registered through the hook like any plugin."""

@@ -199,7 +199,7 @@ def _uncertainty_scores() -> list[str]:
 
 
 def _task_names() -> list[str]:
-    from benchtool.limits.multitask import TASKS
+    from benchtool.harness.limits.multitask import TASKS
 
     return [task.name for task in TASKS]
 
@@ -207,7 +207,7 @@ def _task_names() -> list[str]:
 def _weighting_state_keys() -> list[str]:
     """Every key a registered loss weighting's ``state()`` records, on the multitask problem's tasks."""
     from benchtool.host import load_host
-    from benchtool.limits.multitask import TASKS
+    from benchtool.harness.limits.multitask import TASKS
 
     registry = load_host().registry
     keys: list[str] = []
@@ -221,7 +221,7 @@ def _weighting_state_keys() -> list[str]:
 def _memorization_numbers(function: ast.FunctionDef) -> list[str]:
     """``{**setup.as_params(), **sizes}`` in test_memorization: the recipe's numbers at every
     budget and the keys of the ``sizes`` dict literal."""
-    from benchtool.limits.memorization import memorization_recipe
+    from benchtool.harness.limits.memorization import memorization_recipe
 
     names = {k for budget in ("small", "default", "full") for k in memorization_recipe(budget).as_params()}
     for node in ast.walk(function):

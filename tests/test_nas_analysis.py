@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 from benchtool.contracts.data import DatasetInfo
-from benchtool.nas import (
+from benchtool.harness.nas import (
     Budget, SearchResult, TabularEvaluator, TrialRecord, best_val_at_times, best_val_curve, incumbent_test_curve,
     mean_ci, regret_matrix,
 )

@@ -14,7 +14,7 @@ from benchtool.contracts.model import TrainRecipe
 from benchtool.data import load_dataset
 from benchtool.data.digits import Digits
 from benchtool.errors import UsageError
-from benchtool.nas import Budget, NasTable, TabularEvaluator, TrainingEvaluator, run_search
+from benchtool.harness.nas import Budget, NasTable, TabularEvaluator, TrainingEvaluator, run_search
 from benchtool.testing.strategies import ToyGrid, toy_reward
 from benchtool_nas.random_search import RandomSearch
 from benchtool_nas.spaces import ConvChainSmall

@@ -12,8 +12,8 @@ from benchtool.contracts.nas import Architecture, SearchStrategy, Trial
 from benchtool.errors import UsageError
 from benchtool.executors.base import Executor, Resources
 from benchtool.executors.local import LocalExecutor
-from benchtool.nas import Budget, Evaluation, run_search
-from benchtool.nas.deadline import POLL_SECONDS, TimedOut, time_limit
+from benchtool.harness.nas import Budget, Evaluation, run_search
+from benchtool.harness.nas.deadline import POLL_SECONDS, TimedOut, time_limit
 from benchtool.testing.strategies import ToyChain, ToyEvaluator, ToyGrid, toy_reward
 from benchtool_nas.random_search import RandomSearch
 from benchtool_nas.regularized_evolution import RegularizedEvolution

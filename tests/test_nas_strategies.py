@@ -11,7 +11,7 @@ import torch
 from benchtool.contracts.nas import Trial
 from benchtool.errors import UsageError
 from benchtool.host import load_host
-from benchtool.nas import Budget, run_search
+from benchtool.harness.nas import Budget, run_search
 from benchtool.registry import KINDS, PluginSource, Registrar, Registry
 from benchtool.testing import parametrize_with_checks
 from benchtool.testing.strategies import ToyChain, ToyEvaluator, ToyGrid, toy_reward

@@ -75,7 +75,7 @@ class _OutOfOrder(Executor):
 def test_parallel_search_tells_in_ask_order_whatever_finishes_first() -> None:
     """The asynchronous search is a function of its seed: the same trials told in the same
     order through a serial executor and through one whose workers finish out of order."""
-    from benchtool.nas import Budget, TabularEvaluator, run_search
+    from benchtool.harness.nas import Budget, TabularEvaluator, run_search
     from benchtool_nas.regularized_evolution import RegularizedEvolution
     from benchtool_nas.spaces import ConvChainSmall
 

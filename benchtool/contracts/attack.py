@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, ClassVar, Literal, final
 import torch
 from torch import nn
 
+from benchtool._moved import moved_names
 from benchtool.contracts._guard import guard
 from benchtool.contracts._params import BudgetedHyperParams
 from benchtool.contracts._state import ModelSnapshot
@@ -339,14 +339,5 @@ class Attack(BudgetedHyperParams, ABC):
 
 # The robustness harness (evaluation, eps sweeps, model checks) moved to
 # benchtool.harness.robustness; the old names keep working here with a DeprecationWarning.
-_MOVED = ("eps_sweep", "AttackWarning", "model_warnings", "RobustnessReport", "evaluate")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        from benchtool.harness import robustness
-
-        warnings.warn(f"benchtool.contracts.attack.{name} moved to benchtool.harness.robustness.{name}",
-                      DeprecationWarning, stacklevel=2)
-        return getattr(robustness, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, dict.fromkeys(
+    ("eps_sweep", "AttackWarning", "model_warnings", "RobustnessReport", "evaluate"), "benchtool.harness.robustness"))

@@ -8,7 +8,7 @@ controller (Zoph & Le, ICLR 2017) emits the decisions one at a time by following
 :meth:`SearchSpace.next_decision`.
 
 The harness owns the loop, the budget, the seeds and the timeouts
-(:func:`benchtool.nas.run_search`); the strategy implements only ``propose`` and
+(:func:`benchtool.harness.nas.run_search`); the strategy implements only ``propose`` and
 ``observe``. Several asks may be outstanding and rewards may be told in any order.
 """
 

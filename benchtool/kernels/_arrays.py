@@ -112,7 +112,7 @@ def check_rank(x: Any, name: str, ranks: tuple[int, ...], layout: str) -> None:
 
 def check_probabilities(x: Any, name: str) -> None:
     """Raise ValueError naming the first row (of the last axis) that is not a distribution."""
-    from benchtool.kernels import _cpu
+    import benchtool.kernels._cpu as _cpu
 
     c = x.shape[-1]
     if c < 1:
@@ -130,7 +130,7 @@ def check_probabilities(x: Any, name: str) -> None:
 def raise_invalid_row(code: int, row: int, value: float, shape: tuple[int, ...], name: str) -> None:
     """Raise the ValueError for a validation result (``row`` indexes the rows of ``shape``,
     all axes but the last); return when the code is VALID."""
-    from benchtool.kernels import _cpu
+    import benchtool.kernels._cpu as _cpu
 
     if code == _cpu.VALID:
         return
@@ -146,7 +146,7 @@ def raise_invalid_row(code: int, row: int, value: float, shape: tuple[int, ...],
 
 def _first_invalid_row_torch(rows: Any) -> tuple[int, int, float]:
     """The same checks as the CPU kernel, done on the tensor's device (one sync)."""
-    from benchtool.kernels import _cpu
+    import benchtool.kernels._cpu as _cpu
 
     torch = _torch()
     totals = rows.sum(-1, dtype=torch.float64)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from benchtool.kernels import _cpu
+import benchtool.kernels._cpu as _cpu
 from benchtool.kernels._arrays import ROW_SUM_ATOL, ArrayKind, check_probabilities, raise_invalid_row
 
 Outputs = tuple[Any, Any, Any, Any, Any]  # mean, variance, entropy, expected entropy, MI
@@ -148,7 +148,7 @@ class NumbaCudaBackend(_TensorState):
         import torch
         from numba import cuda
 
-        from benchtool.kernels import _cuda
+        import benchtool.kernels._cuda as _cuda
 
         stream = _numba_stream(torch.cuda.current_stream(x.device).cuda_stream)
         return _cuda, functools.partial(cuda.as_cuda_array, sync=False), stream

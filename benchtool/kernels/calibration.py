@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchtool.kernels import _cpu
+import benchtool.kernels._cpu as _cpu
 from benchtool.kernels._arrays import check_rank, host, is_torch, numel
 
 DEFAULT_BINS = 15

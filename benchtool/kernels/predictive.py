@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from benchtool.kernels import _backends
+import benchtool.kernels._backends as _backends
 from benchtool.kernels._arrays import ArrayKind, check_probabilities, check_rank, numel
 
 

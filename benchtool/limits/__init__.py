@@ -1,3 +1,6 @@
-"""Shared machinery of the limits suites: label corruption and memorization training
-(Zhang et al. 2017), shallow-network approximation (Hornik et al. 1989) and the multi-task
-digits problem (Kendall et al. 2018)."""
+"""Deprecated path: the limits harness moved to :mod:`benchtool.harness.limits`. Importing from
+here (``benchtool.limits.memorization``, ...) still works, with a DeprecationWarning."""
+
+from benchtool._moved import moved_package
+
+__getattr__ = moved_package(__name__, "benchtool.harness.limits")

@@ -1,31 +1,6 @@
-"""Neural architecture search, harness side: evaluators, the search loop, tables and
-the analysis of what a search found. Strategies and spaces are plugins
-(:mod:`benchtool.contracts.nas`; built-ins in ``benchtool_nas``)."""
+"""Deprecated path: the NAS harness moved to :mod:`benchtool.harness.nas`. Importing from
+here (``benchtool.nas``, ``benchtool.nas.search``, ...) still works, with a DeprecationWarning."""
 
-from __future__ import annotations
+from benchtool._moved import moved_package
 
-from benchtool.nas.analysis import (
-    MeanCI, best_val_at_times, best_val_curve, incumbent_test_curve, incumbent_test_matrix, mean_ci, regret_matrix,
-)
-from benchtool.nas.evaluators import Evaluation, Evaluator, TabularEvaluator, TrainingEvaluator
-from benchtool.nas.search import Budget, SearchResult, TrialRecord, run_search
-from benchtool.nas.table import NasTable
-
-__all__ = [
-    "Budget",
-    "Evaluation",
-    "Evaluator",
-    "MeanCI",
-    "NasTable",
-    "SearchResult",
-    "TabularEvaluator",
-    "TrainingEvaluator",
-    "TrialRecord",
-    "best_val_at_times",
-    "best_val_curve",
-    "incumbent_test_curve",
-    "incumbent_test_matrix",
-    "mean_ci",
-    "regret_matrix",
-    "run_search",
-]
+__getattr__ = moved_package(__name__, "benchtool.harness.nas")

@@ -99,7 +99,7 @@ def check_table(plugin: Any) -> None:
     space = instance(plugin)
     if space.table_path() is None:
         return
-    from benchtool.nas.evaluators import TabularEvaluator
+    from benchtool.harness.nas.evaluators import TabularEvaluator
 
     TabularEvaluator(space)
 

@@ -12,8 +12,8 @@ import zlib
 from typing import Any
 
 from benchtool.contracts.nas import Architecture, Decision, SearchFinished, SearchSpace
-from benchtool.nas.evaluators import Evaluation, Evaluator
-from benchtool.nas.search import Budget, SearchResult, run_search
+from benchtool.harness.nas.evaluators import Evaluation, Evaluator
+from benchtool.harness.nas.search import Budget, SearchResult, run_search
 from benchtool.testing import Check, fresh
 
 CHECK_EVALUATIONS = 40

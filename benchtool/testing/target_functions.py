@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from benchtool.contracts.limits import TargetFunction
-from benchtool.limits.approximation import check_domain, expanded
+from benchtool.harness.limits.approximation import check_domain, expanded
 from benchtool.testing import Check, instance
 
 POINTS = 64

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from benchtool.nas.search import SearchResult, TrialRecord
+from benchtool.harness.nas.search import SearchResult, TrialRecord
 
 
 def _incumbents(result: SearchResult, evaluations: int) -> list[TrialRecord | None]:

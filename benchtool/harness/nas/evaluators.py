@@ -22,8 +22,8 @@ from benchtool.contracts.data import DataBundle
 from benchtool.contracts.model import TrainRecipe
 from benchtool.contracts.nas import Architecture, SearchSpace
 from benchtool.errors import UsageError
-from benchtool.nas.deadline import TimedOut, time_limit
-from benchtool.nas.table import NasTable
+from benchtool.harness.nas.deadline import TimedOut, time_limit
+from benchtool.harness.nas.table import NasTable
 
 Status = Literal["ok", "failed", "timeout"]
 

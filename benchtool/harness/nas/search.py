@@ -28,7 +28,7 @@ import numpy as np
 
 from benchtool.contracts.nas import Architecture, SearchSpace, SearchStrategy, Trial
 from benchtool.errors import ContractViolation, UsageError
-from benchtool.nas.evaluators import Evaluation, Evaluator
+from benchtool.harness.nas.evaluators import Evaluation, Evaluator
 
 if TYPE_CHECKING:
     from benchtool.executors.base import Executor, Resources
