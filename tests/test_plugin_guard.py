@@ -18,14 +18,12 @@ import torch
 from torch import nn
 
 from benchtool.contracts import _guard
-from benchtool.contracts._guard import (
-    EXIT_HUNG, PluginRaised, TimedOut, TimeoutPolicy, deadline, describe_error, guard,
-)
+from benchtool.contracts._guard import EXIT_HUNG, TimedOut, TimeoutPolicy, deadline, guard
 from benchtool.contracts._state import ModelSnapshot
 from benchtool.contracts.attack import Attack
 from benchtool.contracts.limits import LossWeighting, TargetFunction, TaskSpec
 from benchtool.contracts.uncertainty import UncertaintyEstimator
-from benchtool.errors import ContractViolation, UsageError
+from benchtool.errors import ContractViolation, PluginRaised, UsageError, describe_error
 from benchtool.testing.estimators import conformance_task
 from benchtool.watchdog import parse_timeout
 
@@ -90,6 +88,21 @@ def test_a_real_cpu_allocation_failure() -> None:
         with guard("big", "attacks", "perturb"):
             torch.empty(2**48, dtype=torch.uint8)
     assert describe_error(ValueError("plain")) == "plain"
+
+
+@pytest.mark.parametrize("name", ["PluginRaised", "describe_error", "is_out_of_memory", "format_bytes"])
+def test_the_moved_error_names_still_import_from_the_guard_with_a_deprecation_warning(name: str) -> None:
+    from benchtool import errors
+
+    with pytest.warns(DeprecationWarning, match=rf"_guard\.{name} moved to benchtool\.errors\.{name}"):
+        assert getattr(_guard, name) is getattr(errors, name)
+
+
+def test_plugin_raised_survives_pickling_from_its_new_home() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(PluginRaised("x", RuntimeError("boom"))))
+    assert (type(error), str(error), error.rule) == (PluginRaised, "plugin 'x' raised RuntimeError: boom", "no-exception")
 
 
 # --- time limits -----------------------------------------------------------------------
