@@ -148,4 +148,4 @@ class GradNormWeighting(LossWeighting):
 def benchtool_register_loss_weightings(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add the built-in loss-weighting schemes."""
     for scheme in (EqualWeighting, FixedWeighting, UncertaintyWeighting, GradNormWeighting):
-        registry.add(scheme.name, scheme)
+        registry.add(scheme)

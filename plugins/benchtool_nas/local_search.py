@@ -90,4 +90,4 @@ class LocalSearch(SearchStrategy):
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add local search."""
-    registry.add(LocalSearch.name, LocalSearch)
+    registry.add(LocalSearch)

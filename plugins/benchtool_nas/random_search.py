@@ -27,4 +27,4 @@ class RandomSearch(SearchStrategy):
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add random search."""
-    registry.add(RandomSearch.name, RandomSearch)
+    registry.add(RandomSearch)

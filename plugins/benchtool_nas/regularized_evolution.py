@@ -54,4 +54,4 @@ class RegularizedEvolution(SearchStrategy):
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add regularized evolution."""
-    registry.add(RegularizedEvolution.name, RegularizedEvolution)
+    registry.add(RegularizedEvolution)

@@ -145,4 +145,4 @@ def _draw(probs: np.ndarray, n: int, u: float) -> int:
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add the REINFORCE controller."""
-    registry.add(Reinforce.name, Reinforce)
+    registry.add(Reinforce)

@@ -83,4 +83,4 @@ def _gaussian_member(build_network: Any, recipe: Any, train: Any, outputs: int, 
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("deep-ensemble", DeepEnsemble)
+    registry.add(DeepEnsemble)

@@ -173,4 +173,4 @@ class Evidential(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("evidential", Evidential)
+    registry.add(Evidential)
