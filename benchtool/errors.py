@@ -14,6 +14,12 @@ class UsageError(BenchtoolError):
     """A bad value given by the user (option, name, path): the CLI exits 2 with it."""
 
 
+class HyperparameterError(UsageError, ValueError):
+    """A plugin's hyper-parameter holds a value the plugin cannot use; the plugin raises it
+    (a ValueError to Python code). The host reports it as the user's bad value, message as it is:
+    the guard lets it pass unwrapped and the CLI exits 2."""
+
+
 class PluginError(BenchtoolError):
     """A plugin could not be loaded or registered."""
 

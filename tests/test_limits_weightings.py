@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchtool.contracts.limits import LossWeighting, TaskSpec
-from benchtool.errors import ContractViolation, UsageError
+from benchtool.errors import ContractViolation, HyperparameterError
 from benchtool.testing import check_plugin, parametrize_with_checks, run_checks
 from benchtool_limits.weightings import EqualWeighting, FixedWeighting, GradNormWeighting, UncertaintyWeighting
 
@@ -80,7 +80,7 @@ def test_fixed_grid_is_every_level_for_all_but_the_first_task() -> None:
 
 @pytest.mark.parametrize("weights", [(1.0,), (1.0, -1.0), (1.0, 0.0)])
 def test_fixed_rejects_bad_weights(weights) -> None:
-    with pytest.raises(UsageError, match="positive numbers"):
+    with pytest.raises(HyperparameterError, match="positive numbers"):
         FixedWeighting(weights=weights).setup(CLS_REG)
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchtool.contracts.nas import Trial
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError, UsageError
 from benchtool.host import load_host
 from benchtool.nas import Budget, run_search
 from benchtool.registry import KINDS, PluginSource, Registrar, Registry
@@ -50,11 +50,11 @@ def test_tpe_without_optuna_is_noted_not_registered(monkeypatch: pytest.MonkeyPa
 def test_hyper_parameters_are_checked() -> None:
     with pytest.raises(TypeError, match="unknown hyper-parameter"):
         RegularizedEvolution(population=3)
-    with pytest.raises(UsageError, match="sample_size <= population_size"):
+    with pytest.raises(HyperparameterError, match="sample_size <= population_size"):
         RegularizedEvolution(population_size=3, sample_size=5)
-    with pytest.raises(UsageError, match="initial_samples"):
+    with pytest.raises(HyperparameterError, match="initial_samples"):
         LocalSearch(initial_samples=0)
-    with pytest.raises(UsageError, match="baseline_decay"):
+    with pytest.raises(HyperparameterError, match="baseline_decay"):
         Reinforce(baseline_decay=1.0)
 
 

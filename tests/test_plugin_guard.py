@@ -23,7 +23,7 @@ from benchtool.contracts._state import ModelSnapshot
 from benchtool.contracts.attack import Attack
 from benchtool.contracts.limits import LossWeighting, TargetFunction, TaskSpec
 from benchtool.contracts.uncertainty import UncertaintyEstimator
-from benchtool.errors import ContractViolation, PluginRaised, UsageError, describe_error
+from benchtool.errors import ContractViolation, HyperparameterError, PluginRaised, UsageError, describe_error
 from benchtool.testing.estimators import conformance_task
 from benchtool.watchdog import parse_timeout
 
@@ -55,8 +55,9 @@ def test_an_exception_names_the_plugin_and_keeps_the_original_as_cause() -> None
 
 
 @pytest.mark.parametrize("error", [ContractViolation("x", "some-rule", "detail"), UsageError("bad option"),
-                                   KeyboardInterrupt()])
+                                   HyperparameterError("x: members must be >= 2, got 1"), KeyboardInterrupt()])
 def test_rule_breaks_usage_errors_and_ctrl_c_pass_as_they_are(error: BaseException) -> None:
+    """A plugin's HyperparameterError too: a ValueError to Python, reported as the user's bad value."""
     with pytest.raises(type(error)) as caught:
         with guard("x", "attacks", "perturb"):
             raise error
@@ -447,3 +448,7 @@ def test_a_lazy_sample_is_bounded_as_a_whole_not_per_chunk() -> None:
         _guard.set_policy(previous)
     assert str(failure) == "plugin 'endless-passes' broke rule 'returns-in-time': sample did not return within 0.3 s"
     assert time.monotonic() - started < 3
+
+
+def test_a_hyperparameter_error_is_a_value_error_and_a_usage_error() -> None:
+    assert issubclass(HyperparameterError, ValueError) and issubclass(HyperparameterError, UsageError)

@@ -7,7 +7,7 @@ from typing import Any
 
 from benchtool import hookimpl
 from benchtool.contracts.nas import Architecture, SearchStrategy, Trial
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError
 
 
 class RegularizedEvolution(SearchStrategy):
@@ -29,7 +29,7 @@ class RegularizedEvolution(SearchStrategy):
         super().__init__(**hyperparams)
         size, sample = self.params["population_size"], self.params["sample_size"]
         if not (isinstance(size, int) and isinstance(sample, int) and 1 <= sample <= size):
-            raise UsageError(
+            raise HyperparameterError(
                 f"{self.name}: need integers 1 <= sample_size <= population_size, got sample_size={sample!r}, "
                 f"population_size={size!r}"
             )
