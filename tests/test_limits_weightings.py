@@ -13,15 +13,14 @@ from hypothesis import strategies as st
 
 from benchtool.contracts.limits import LossWeighting, TaskSpec
 from benchtool.errors import ContractViolation, HyperparameterError
-from benchtool.testing import check_plugin, parametrize_with_checks, run_checks
+from benchtool.testing import check_plugin, parametrize_with_checks, registered, run_checks
 from benchtool_limits.weightings import EqualWeighting, FixedWeighting, GradNormWeighting, UncertaintyWeighting
 
-BUILTINS = [EqualWeighting, FixedWeighting, UncertaintyWeighting, GradNormWeighting]
 CLS_REG = (TaskSpec("label", "classification"), TaskSpec("value", "regression"))
 
 
-@parametrize_with_checks(BUILTINS)
-def test_builtin_weighting_conforms(plugin, check):
+@parametrize_with_checks(registered("loss_weightings"))
+def test_registered_weighting_conforms(plugin, check):
     check(plugin)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from benchtool.contracts.data import DatasetInfo
 from benchtool.contracts.nas import InvalidArchitecture
 from benchtool.errors import UsageError
-from benchtool.testing import check_plugin
+from benchtool.testing import check_plugin, registered
 from benchtool.testing.strategies import ToyChain, ToyGrid
 from benchtool_nas.spaces import ConvChain, ConvChainSmall
 
@@ -120,6 +120,6 @@ def test_a_space_without_build_says_so() -> None:
         ToyGrid().build((0, 0, 0, 0), DIGITS_INFO)
 
 
-@pytest.mark.parametrize("space", [ToyGrid, ToyChain, ConvChain, ConvChainSmall], ids=lambda s: s.name)
+@pytest.mark.parametrize("space", [ToyGrid, ToyChain, *registered("search_spaces")], ids=lambda s: s.name)
 def test_spaces_pass_conformance(space: type) -> None:
     check_plugin(space)

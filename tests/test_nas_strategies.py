@@ -13,7 +13,7 @@ from benchtool.errors import HyperparameterError, UsageError
 from benchtool.host import load_host
 from benchtool.nas import Budget, run_search
 from benchtool.registry import KINDS, PluginSource, Registrar, Registry
-from benchtool.testing import parametrize_with_checks
+from benchtool.testing import parametrize_with_checks, registered
 from benchtool.testing.strategies import ToyChain, ToyEvaluator, ToyGrid, toy_reward
 from benchtool_nas import tpe as tpe_module
 from benchtool_nas._controller import ControllerParams, forward_backward
@@ -23,10 +23,9 @@ from benchtool_nas.regularized_evolution import RegularizedEvolution
 from benchtool_nas.reinforce import Reinforce
 
 HAS_OPTUNA = importlib.util.find_spec("optuna") is not None
-STRATEGIES = [RandomSearch, RegularizedEvolution, LocalSearch, Reinforce] + ([tpe_module.TPE] if HAS_OPTUNA else [])
 
 
-@parametrize_with_checks(STRATEGIES)
+@parametrize_with_checks(registered("strategies"))
 def test_strategy_conformance(plugin, check) -> None:  # noqa: ANN001
     check(plugin)
 
