@@ -207,7 +207,7 @@ def _weighting_state_keys() -> list[str]:
     keys: list[str] = []
     for name in registry.names("loss_weightings"):
         weighting = registry.create("loss_weightings", name)
-        weighting.setup(TASKS)
+        weighting.start(TASKS)
         keys += [k for k in weighting.state() if k not in keys]
     return keys
 

@@ -412,7 +412,7 @@ class Evaluates(TargetFunction):
 
 def test_loss_weightings_and_target_functions_are_guarded_too() -> None:
     weighting = Combines()
-    weighting.setup([TaskSpec("a", "regression"), TaskSpec("b", "regression")])
+    weighting.start([TaskSpec("a", "regression"), TaskSpec("b", "regression")])
     failure = violation_of(weighting.total_loss, torch.ones(2, requires_grad=True))
     assert str(failure) == "plugin 'combines' raised ValueError: no"
     previous = _guard.set_policy(TimeoutPolicy(override=0.2))

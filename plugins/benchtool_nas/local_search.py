@@ -82,7 +82,7 @@ class LocalSearch(SearchStrategy):
         self._queue = [self._neighbourhood[i] for i in order if self._neighbourhood[i] not in self._asked]
 
     def _random_unseen(self) -> Architecture:
-        arch = self.space.sample_unseen(self.rng, self._asked)
+        arch = self.space.draw_unseen(self.rng, self._asked)
         self._asked.add(arch)
         return arch
 

@@ -16,7 +16,7 @@ class RandomSearch(SearchStrategy):
         self._asked: set[Architecture] = set()
 
     def propose(self) -> Architecture:
-        arch = self.space.sample_unseen(self.rng, self._asked)
+        arch = self.space.draw_unseen(self.rng, self._asked)
         self._asked.add(arch)
         return arch
 

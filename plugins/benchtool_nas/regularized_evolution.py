@@ -41,7 +41,7 @@ class RegularizedEvolution(SearchStrategy):
     def propose(self) -> Architecture:
         if self._random_left > 0 or not self._population:
             self._random_left -= 1
-            return self.space.sample(self.rng)
+            return self.space.draw(self.rng)
         members = self.rng.integers(len(self._population), size=self.params["sample_size"])
         parent = max((self._population[i] for i in members), key=lambda member: member[1])
         return self.space.mutate(parent[0], self.rng)

@@ -85,7 +85,7 @@ class SleepsInPropose(SearchStrategy):
         self.count += 1
         if self.seed == 0 and self.count > 3:
             time.sleep(600)
-        return self.space.sample(self.rng)
+        return self.space.draw(self.rng)
 
     def observe(self, trial, reward):
         pass
