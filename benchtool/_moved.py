@@ -38,6 +38,12 @@ def moved_package(old: str, new: str) -> Callable[[str], Any]:
     _FINDER.moves[old] = new
     if _FINDER not in sys.meta_path:
         sys.meta_path.insert(0, _FINDER)
+    return moved_module(old, new)
+
+
+def moved_module(old: str, new: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``old``, whose every public name moved to module ``new``:
+    ``old.name`` gives ``new.name``, with a DeprecationWarning."""
 
     def __getattr__(name: str) -> Any:
         if name.startswith("__") or not hasattr(importlib.import_module(new), name):

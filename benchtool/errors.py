@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 
 class BenchtoolError(Exception):
     """Base class of every error benchtool raises on purpose."""
@@ -9,6 +12,12 @@ class BenchtoolError(Exception):
 
 class UsageError(BenchtoolError):
     """A bad value given by the user (option, name, path): the CLI exits 2 with it."""
+
+
+class HyperparameterError(UsageError, ValueError):
+    """A plugin's hyper-parameter holds a value the plugin cannot use; the plugin raises it
+    (a ValueError to Python code). The host reports it as the user's bad value, message as it is:
+    the guard lets it pass unwrapped and the CLI exits 2."""
 
 
 class PluginError(BenchtoolError):
@@ -28,6 +37,29 @@ class ContractViolation(BenchtoolError):
         self.rule = rule
         self.detail = detail
         super().__init__(f"plugin {plugin!r} broke rule {rule!r}: {detail}")
+
+
+class PluginRaised(ContractViolation):
+    """The plugin's own code raised: ``plugin 'x' raised RuntimeError: message``.
+
+    ``rule`` is ``no-exception``; ``error`` is what the plugin raised (also the ``__cause__``)."""
+
+    def __init__(self, plugin: str, error: BaseException) -> None:
+        name = type(error).__name__
+        detail = describe_error(error)
+        self.plugin, self.rule, self.error = plugin, "no-exception", error
+        self.detail = f"{name}: {detail}" if detail else name
+        BenchtoolError.__init__(self, f"plugin {plugin!r} raised {self.detail}")
+
+    def __reduce__(self) -> Any:
+        return _rebuild_raised, (self.plugin, self.detail, str(self))
+
+
+def _rebuild_raised(plugin: str, detail: str, message: str) -> PluginRaised:
+    error = PluginRaised.__new__(PluginRaised)
+    error.plugin, error.rule, error.detail, error.error = plugin, "no-exception", detail, None
+    BenchtoolError.__init__(error, message)
+    return error
 
 
 class UndeclaredHyperParameter(ContractViolation, KeyError):
@@ -60,3 +92,38 @@ def choices_error(what: str, bad: object, valid: list[str] | tuple[str, ...]) ->
     """The one-line error for an unknown name: says the bad value and the valid ones."""
     listed = ", ".join(valid) if valid else "(none registered)"
     return UsageError(f"unknown {what} {bad!r}; expected one of: {listed}")
+
+
+# --- out of memory --------------------------------------------------------------------
+
+_OOM_TEXT = re.compile(r"out of memory|not enough memory|can(?:'|no)t allocate memory", re.IGNORECASE)
+_TRIED_SIZE = re.compile(r"(?:tried to allocate|unable to allocate)\s+([\d.]+\s*[KMGTPE]?i?B)\b", re.IGNORECASE)
+_TRIED_BYTES = re.compile(r"(?:tried to allocate|unable to allocate)\s+(\d+)\s+bytes", re.IGNORECASE)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """``MemoryError``, ``torch.cuda.OutOfMemoryError``, or a RuntimeError saying so (CPU allocator)."""
+    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+            or (isinstance(error, RuntimeError) and bool(_OOM_TEXT.search(str(error)))))
+
+
+def format_bytes(count: int) -> str:
+    value, unit = float(count), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            break
+        value /= 1024
+    return f"{count} bytes" if unit == "B" else f"{value:.2f} {unit} ({count} bytes)"
+
+
+def describe_error(error: BaseException) -> str:
+    """What went wrong in one line: the message, or for out of memory the size it tried
+    (``out of memory, tried to allocate 2.00 GiB``)."""
+    text = str(error).strip()
+    if not is_out_of_memory(error):
+        return text
+    if match := _TRIED_BYTES.search(text):
+        return f"out of memory, tried to allocate {format_bytes(int(match.group(1)))}"
+    if match := _TRIED_SIZE.search(text):
+        return f"out of memory, tried to allocate {match.group(1)}"
+    return "out of memory" + (f": {text.splitlines()[0][:200]}" if text else "")

@@ -1,8 +1,8 @@
 """The hook contract between the benchtool host and its plugins.
 
 Registration hooks receive a :class:`~benchtool.registry.Registrar` bound to one kind;
-a plugin calls ``registry.add(MyClass)`` (named by ``MyClass.name``) or
-``registry.add(name, obj)`` for each thing it provides. What it adds is checked against its
+a plugin calls ``registry.add(MyClass)`` (named by ``MyClass.name``) for each thing it
+provides (``registry.add(name, obj)`` still works, deprecated). What it adds is checked against its
 kind's contract (a ``name``; an attack's ``norm``, ...): a plugin that breaks a rule, implements
 a hook not listed here, or registers a name another plugin has is reported and registers
 nothing, while every other plugin loads. Lifecycle hooks let stores and reporters be plugins too.

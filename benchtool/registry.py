@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -143,8 +144,9 @@ _NOT_GIVEN: Any = object()
 class Registrar:
     """What a registration hook receives: adds objects of one kind on behalf of one plugin.
 
-    ``registry.add(MyAttack)`` registers a class under its ``name``; ``registry.add(name, obj)``
-    also works, and ``name`` must equal ``obj.name``. Each object is checked against what its
+    ``registry.add(MyAttack)`` registers a class (or an instance) under its ``name`` attribute.
+    The older ``registry.add(name, obj)`` still works, with a DeprecationWarning, and ``name``
+    must equal ``obj.name``. Each object is checked against what its
     kind's contract requires (:data:`DECLARATIONS`); a broken rule is recorded in
     :attr:`problems` (every one, not just the first) and the host then fails the whole plugin.
     """
@@ -160,13 +162,17 @@ class Registrar:
     def kind(self) -> str:
         return self._spec.kind
 
-    def add(self, name: Any, obj: Any = _NOT_GIVEN, *, description: str | None = None) -> None:
-        """Register ``obj`` (a subclass of the kind's base class, or an instance of it) under
-        ``name``; with one argument, ``name`` is the object and its ``name`` attribute names it."""
-        if obj is _NOT_GIVEN:
-            name, obj, explicit = getattr(name, "name", None), name, False
+    def add(self, obj: Any, deprecated_obj: Any = _NOT_GIVEN, *, description: str | None = None) -> None:
+        """Register ``obj`` (a subclass of the kind's base class, or an instance of it) under its
+        ``name`` attribute; ``description`` replaces its docstring's first paragraph.
+
+        ``add(name, obj)`` (deprecated) registers ``obj`` and checks that ``name`` is its name."""
+        if deprecated_obj is _NOT_GIVEN:
+            name, explicit = getattr(obj, "name", None), False
         else:
-            explicit = True
+            warnings.warn(f"registry.add({obj!r}, {getattr(deprecated_obj, '__name__', 'obj')}): pass the class "
+                          "alone; its name attribute names it", DeprecationWarning, stacklevel=2)
+            name, obj, explicit = obj, deprecated_obj, True
         if isinstance(name, str):
             self.attempted.append(name)
         found = self._violations(name, obj, explicit)

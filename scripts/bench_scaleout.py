@@ -72,7 +72,7 @@ class WorkerTrainingEvaluator(Evaluator):
 def _warm_up(evaluator: WorkerTrainingEvaluator) -> int:
     """One untimed evaluation: imports, the digits bundle and first-call costs, per process."""
     time.sleep(1.0)  # long enough that each of the warm-up calls lands on its own worker
-    evaluator.evaluate(evaluator.space.sample(np.random.default_rng(0)))
+    evaluator.evaluate(evaluator.space.draw(np.random.default_rng(0)))
     return os.getpid()
 
 

@@ -1,5 +1,5 @@
-"""The attack conformance checks: every built-in passes; broken attacks fail exactly the
-rules they break."""
+"""The attack conformance checks: every registered attack passes; broken attacks fail exactly
+the rules they break."""
 
 from __future__ import annotations
 
@@ -7,21 +7,14 @@ import pytest
 import torch
 
 from benchtool.contracts.attack import Attack
-from benchtool.testing import ConformanceError, check_plugin, parametrize_with_checks, run_checks
-from benchtool_attacks.apgd import ATTACKS as APGD_ATTACKS
-from benchtool_attacks.cw_l2 import CarliniWagnerL2
-from benchtool_attacks.deepfool import DeepFool
-from benchtool_attacks.eot import EOT
+from benchtool.testing import ConformanceError, check_plugin, parametrize_with_checks, registered, run_checks
 from benchtool_attacks.fgsm import FGSM
-from benchtool_attacks.pgd import PGD
-from benchtool_attacks.pgd_l2 import PGDL2
-from benchtool_attacks.square import SquareAttack
 
-BUILTINS = [FGSM, PGD, PGDL2, EOT, CarliniWagnerL2, DeepFool, SquareAttack, *APGD_ATTACKS]
+pytest_plugins = ["pytester"]
 
 
-@parametrize_with_checks(BUILTINS)
-def test_builtin_attack_conforms(plugin, check):
+@parametrize_with_checks(registered("attacks"))
+def test_registered_attack_conforms(plugin, check):
     check(plugin)
 
 
@@ -116,3 +109,79 @@ class SwallowsHyperparameters(FGSM):
 def test_declaration_checks():
     failed = {r.check for r in run_checks(SwallowsHyperparameters) if not r.passed}
     assert failed == {"rejects-unknown-hyperparameter"}
+
+
+# --- expected failures declared by the plugin (scikit-learn's _xfail_checks) -------------------
+
+XFAIL_SUITE = '''
+import torch
+from benchtool.contracts.attack import Attack
+from benchtool.testing import parametrize_with_checks
+
+
+class Declared(Attack):
+    """Exceeds eps and says so."""
+
+    name = "declared"
+    norm = "linf"
+    needs_gradients = False
+    _xfail_checks = {"norm-bound": "steps twice as far, on purpose"}
+
+    def perturb(self, model, x, y, eps, *, bounds, generator, targeted=False):
+        noise = torch.randint(0, 2, x.shape, generator=generator).to(x.dtype) * 2 - 1
+        return torch.clamp(x + 2 * eps * noise, *bounds)
+
+
+class Stale(Declared):
+    """Keeps to eps, yet still declares that it does not."""
+
+    name = "stale"
+
+    def perturb(self, model, x, y, eps, *, bounds, generator, targeted=False):
+        return x.clone()
+
+
+@parametrize_with_checks([Declared, Stale])
+def test_conformance(plugin, check):
+    check(plugin)
+'''
+
+
+def test_a_declared_failing_check_is_xfailed_and_a_declared_passing_one_fails_strictly(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_declared=XFAIL_SUITE)
+    result = pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider", "-k", "norm-bound", "-rxX")
+    result.assert_outcomes(xfailed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_conformance[[]stale-norm-bound[]]*",
+                                 "[[]XPASS(strict)[]] steps twice as far, on purpose",
+                                 "XFAIL *test_conformance[[]declared-norm-bound[]] - steps twice as far, on purpose"])
+
+
+class DeclaresItFails(ExceedsEps):
+    name = "declares-it-fails"
+    _xfail_checks = {"norm-bound": "steps twice as far, on purpose"}
+
+
+class DeclaresAPassingCheck(FGSM):
+    name = "declares-a-passing-check"
+    _xfail_checks = {"norm-bound": "no longer true"}
+
+
+def test_run_checks_reports_declared_failures_as_expected_and_stale_declarations_as_failures() -> None:
+    declared = {r.check: r for r in run_checks(DeclaresItFails)}["norm-bound"]
+    assert (declared.passed, declared.expected_failure) == (True, "steps twice as far, on purpose")
+    assert declared.message.startswith("expected failure (steps twice as far, on purpose): ")
+    check_plugin(DeclaresItFails)
+    stale = {r.check: r for r in run_checks(DeclaresAPassingCheck)}["norm-bound"]
+    assert not stale.passed
+    assert stale.message == "passed, but _xfail_checks declares it fails (no longer true); remove it"
+
+
+def test_an_xfail_for_a_check_that_does_not_exist_names_the_valid_ones() -> None:
+    class Misspelt(FGSM):
+        name = "misspelt"
+        _xfail_checks = {"norm-bounds": "typo"}
+
+    with pytest.raises(TypeError, match=r"misspelt declares _xfail_checks for \['norm-bounds'\], which are not its "
+                                        r"checks; expected names among \[.*'norm-bound'"):
+        parametrize_with_checks([Misspelt])

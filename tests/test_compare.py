@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from benchtool.cli import main
 from benchtool.errors import UsageError
 from benchtool.results import CaseResult, Record, write_json
-from benchtool.store.compare import MetricPolicy, Policies, Tolerance, compare, default_policy, judge
+from benchtool.comparison import MetricPolicy, Policies, Tolerance, compare, default_policy, judge
 from benchtool.store.db import ResultStore
 from benchtool.store.load import ResultSet
 
@@ -265,7 +265,7 @@ def test_coverage_is_better_closer_to_its_target() -> None:
 def test_timing_noise_is_not_listed_as_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Wall time varies run to run: within its noise tolerance it is counted, not listed; a
     real slowdown is reported apart from the metrics, and never fails the gate."""
-    from benchtool.store.compare import comparison_rows, summary_line
+    from benchtool.comparison import comparison_rows, summary_line
 
     base = results("a", rec("ece", 0.05), rec("seconds", 10.0, unit="s"), rec("forward_queries", 20.0))
     noisy = results("b", rec("ece", 0.05), rec("seconds", 13.0, unit="s"), rec("forward_queries", 20.0))
@@ -297,7 +297,7 @@ def test_timing_noise_is_not_listed_as_changed(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_unknown_names_are_named_in_the_summary() -> None:
-    from benchtool.store.compare import summary_line
+    from benchtool.comparison import summary_line
 
     base = results("a", rec("ece", 0.05), rec("my_score", 1.0))
     cand = results("b", rec("ece", 0.05), rec("my_score", 2.0))
@@ -307,3 +307,13 @@ def test_unknown_names_are_named_in_the_summary() -> None:
     gated = compare(base, cand, Policies.from_args([], ["my_score=lower"]))
     assert [c.metric for c in gated.regressions] == ["my_score"]
     assert "not in the catalog" not in summary_line(gated)
+
+
+def test_the_old_store_compare_module_forwards_with_a_deprecation_warning() -> None:
+    import benchtool.comparison
+    from benchtool.store import compare as old
+
+    with pytest.warns(DeprecationWarning, match=r"benchtool.store.compare.judge moved to benchtool.comparison.judge"):
+        assert old.judge is benchtool.comparison.judge
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        old.nothing_here  # noqa: B018

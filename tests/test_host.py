@@ -74,10 +74,10 @@ def test_broken_registrations_are_reported_at_once_and_others_still_load() -> No
     host = load_host(modules=["bad_registration", "abstract_registration", "good_local"])
     found = failures(host)
     assert [line.split(" [")[0] for line in found["bad_registration"]] == [
-        "plugin 'bad_registration' broke rule 'derives-from-base': attack 'not-an-attack' is object; expected a "
+        "plugin 'bad_registration' broke rule 'derives-from-base': attack 'not-an-attack' is NotAnAttack; expected a "
         "subclass or instance of benchtool.contracts.attack.Attack",
         "plugin 'bad_registration' failed to register: benchtool_register_estimators raised RuntimeError: estimator "
-        f"registry exploded ({ZOO / 'bad_registration.py'}:15)",
+        f"registry exploded ({ZOO / 'bad_registration.py'}:21)",
     ]
     assert found["abstract_registration"][0].startswith(
         "plugin 'abstract_registration' broke rule 'implements-abstract': attack 'incomplete' "
@@ -175,16 +175,20 @@ def registrar(kind: str = "attacks") -> tuple[Registry, Registrar]:
     return registry, Registrar(registry, KINDS[kind], PluginSource("zoo", "zoo", "local", "-"))
 
 
-def test_add_takes_the_name_from_the_class_or_checks_it() -> None:
+def test_add_takes_the_name_from_the_class_and_the_old_named_form_warns_and_checks_it() -> None:
     from benchtool_attacks.fgsm import FGSM
 
     registry, add = registrar()
-    add.add(FGSM)
-    add.add("fgsm", FGSM, description="given")
-    assert registry.names("attacks") == ["fgsm"]
+    add.add(FGSM, description="given")
+    assert registry.names("attacks") == ["fgsm"] and registry.get("attacks", "fgsm").description == "given"
+    with pytest.warns(DeprecationWarning, match=r"registry.add\('fgsm', FGSM\): pass the class alone; its name "
+                                                r"attribute names it") as caught:
+        add.add("fgsm", FGSM)
+    assert caught[0].filename == __file__  # the warning points at the plugin's call
     assert [v.rule for v in add.problems] == ["unique-name"]
     registry, add = registrar()
-    add.add("other", FGSM)
+    with pytest.warns(DeprecationWarning):
+        add.add("other", FGSM)
     assert registry.names("attacks") == []
     assert str(add.problems[0]) == (
         "plugin 'zoo' broke rule 'name-matches': attack 'other' (benchtool_attacks.fgsm.FGSM) is registered as "

@@ -15,14 +15,11 @@ from benchtool.harness.limits.approximation import (
     OUTSIDE_MARGIN, TOLERANCE, WIDTHS, ApproximationRecipe, ApproximationResult, ShallowNetworks, WidthFit,
     approximation_recipe, check_domain, evaluation_sets, expanded, fit_widths, inside,
 )
-from benchtool.testing import parametrize_with_checks, run_checks
+from benchtool.testing import parametrize_with_checks, registered, run_checks
 from benchtool_limits.targets import Absolute, ProductSine, Sine, TriangleWave
 
-BUILTINS = [Sine, Absolute, TriangleWave, ProductSine]
-
-
-@parametrize_with_checks(BUILTINS)
-def test_builtin_target_conforms(plugin, check):
+@parametrize_with_checks(registered("target_functions"))
+def test_registered_target_conforms(plugin, check):
     check(plugin)
 
 

@@ -34,7 +34,7 @@ USER_TARGET = textwrap.dedent('''
 
     @hookimpl
     def benchtool_register_target_functions(registry):
-        registry.add("user-ramp", Ramp)
+        registry.add(Ramp)
 ''')
 
 

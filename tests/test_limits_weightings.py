@@ -12,23 +12,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchtool.contracts.limits import LossWeighting, TaskSpec
-from benchtool.errors import ContractViolation, UsageError
-from benchtool.testing import check_plugin, parametrize_with_checks, run_checks
+from benchtool.errors import ContractViolation, HyperparameterError
+from benchtool.testing import check_plugin, parametrize_with_checks, registered, run_checks
 from benchtool_limits.weightings import EqualWeighting, FixedWeighting, GradNormWeighting, UncertaintyWeighting
 
-BUILTINS = [EqualWeighting, FixedWeighting, UncertaintyWeighting, GradNormWeighting]
 CLS_REG = (TaskSpec("label", "classification"), TaskSpec("value", "regression"))
 
 
-@parametrize_with_checks(BUILTINS)
-def test_builtin_weighting_conforms(plugin, check):
+@parametrize_with_checks(registered("loss_weightings"))
+def test_registered_weighting_conforms(plugin, check):
     check(plugin)
 
 
 def test_uncertainty_matches_kendall_formula_on_hand_computed_values() -> None:
     # classification: exp(-s) L + s/2; regression: 1/2 exp(-s) L + s/2 (Kendall et al. 2018, Eq. 7 and 10)
     weighting = UncertaintyWeighting()
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     with torch.no_grad():
         weighting.log_variance.copy_(torch.tensor([0.0, math.log(4.0)]))
     total = weighting.total_loss(torch.tensor([0.7, 3.0]))
@@ -42,7 +41,7 @@ def test_uncertainty_matches_kendall_formula_on_hand_computed_values() -> None:
 def test_uncertainty_optimum_is_sigma_squared_equal_to_the_loss(cls_loss: float, reg_loss: float) -> None:
     """d/ds vanishes at s = ln(2 L) (classification) and s = ln L (regression)."""
     weighting = UncertaintyWeighting()
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     with torch.no_grad():
         weighting.log_variance.copy_(torch.tensor([math.log(2 * cls_loss), math.log(reg_loss)]))
     weighting.total_loss(torch.tensor([cls_loss, reg_loss])).backward()
@@ -51,7 +50,7 @@ def test_uncertainty_optimum_is_sigma_squared_equal_to_the_loss(cls_loss: float,
 
 def test_uncertainty_parameters_get_their_own_learning_rate() -> None:
     weighting = UncertaintyWeighting(lr=0.2)
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     (group,) = weighting.parameter_groups(1e-3)
     assert group["lr"] == 0.2 and group["params"] == [weighting.log_variance]
     assert EqualWeighting().parameter_groups(1e-3) == []
@@ -61,8 +60,8 @@ def test_equal_and_fixed_are_weighted_sums() -> None:
     losses = torch.tensor([1.0, 2.0, 4.0])
     tasks = (*CLS_REG, TaskSpec("other", "regression"))
     equal, fixed = EqualWeighting(), FixedWeighting(weights=(1.0, 0.5, 10.0))
-    equal.setup(tasks)
-    fixed.setup(tasks)
+    equal.start(tasks)
+    fixed.start(tasks)
     assert float(equal.total_loss(losses)) == 7.0
     assert float(fixed.total_loss(losses)) == pytest.approx(1.0 + 1.0 + 40.0)
     assert fixed.weights() == {"label": 1.0, "value": 0.5, "other": 10.0}
@@ -80,8 +79,8 @@ def test_fixed_grid_is_every_level_for_all_but_the_first_task() -> None:
 
 @pytest.mark.parametrize("weights", [(1.0,), (1.0, -1.0), (1.0, 0.0)])
 def test_fixed_rejects_bad_weights(weights) -> None:
-    with pytest.raises(UsageError, match="positive numbers"):
-        FixedWeighting(weights=weights).setup(CLS_REG)
+    with pytest.raises(HyperparameterError, match="positive numbers"):
+        FixedWeighting(weights=weights).start(CLS_REG)
 
 
 def test_unknown_hyperparameter_names_the_scheme() -> None:
@@ -99,7 +98,7 @@ def _shared_problem() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_gradnorm_network_sees_the_weighted_sum_only() -> None:
     weighting = GradNormWeighting()
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     with torch.no_grad():
         weighting.w.copy_(torch.tensor([0.5, 1.5]))
     shared, losses = _shared_problem()
@@ -110,7 +109,7 @@ def test_gradnorm_network_sees_the_weighted_sum_only() -> None:
 
 def test_gradnorm_lowers_the_weight_of_the_task_with_the_larger_gradient() -> None:
     weighting = GradNormWeighting()
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     shared, losses = _shared_problem()
     weighting.total_loss(losses, [shared]).backward()  # first call: loss ratios are 1
     grad = weighting.w.grad
@@ -124,7 +123,7 @@ def test_gradnorm_lowers_the_weight_of_the_task_with_the_larger_gradient() -> No
 
 def test_gradnorm_needs_the_shared_layer() -> None:
     weighting = GradNormWeighting()
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     with pytest.raises(ContractViolation, match="plugin 'gradnorm' raised ValueError: .*shared"):
         weighting.total_loss(torch.ones(2, requires_grad=True))
 
@@ -178,7 +177,7 @@ class DetachedObjective(EqualWeighting):
 ])
 def test_contract_names_the_broken_rule(broken: type[LossWeighting], rule: str) -> None:
     weighting = broken()
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     with pytest.raises(ContractViolation, match=rule):
         weighting.total_loss(torch.tensor([1.0, 2.0], requires_grad=True).clone())
         weighting.weights()
@@ -192,14 +191,14 @@ def test_conformance_reports_broken_schemes() -> None:
 
 def test_wrong_number_of_losses_is_a_clear_error() -> None:
     weighting = EqualWeighting()
-    weighting.setup(CLS_REG)
+    weighting.start(CLS_REG)
     with pytest.raises(ValueError, match="expected 2 task losses"):
         weighting.total_loss(torch.ones(3))
 
 
 def test_setup_rejects_duplicate_task_names() -> None:
     with pytest.raises(ValueError, match="unique"):
-        EqualWeighting().setup((TaskSpec("a", "regression"), TaskSpec("a", "regression")))
+        EqualWeighting().start((TaskSpec("a", "regression"), TaskSpec("a", "regression")))
     with pytest.raises(ValueError, match="kind"):
         TaskSpec("a", "ranking")  # type: ignore[arg-type]
 

@@ -213,7 +213,7 @@ def _weighting_state_keys() -> list[str]:
     keys: list[str] = []
     for name in registry.names("loss_weightings"):
         weighting = registry.create("loss_weightings", name)
-        weighting.setup(TASKS)
+        weighting.start(TASKS)
         keys += [k for k in weighting.state() if k not in keys]
     return keys
 
@@ -420,7 +420,7 @@ def test_a_plugin_declares_its_metrics_through_the_hook(tmp_path: Path, restored
     """zoo_metrics declares ``zoo_margin`` (lower is better) in ``benchtool_register_metrics``:
     its suite records it without an unknown-metric warning, and compare gates it that way."""
     from benchtool.host import load_host
-    from benchtool.store.compare import Policies, compare
+    from benchtool.comparison import Policies, compare
     from benchtool.store.load import load_result_set
 
     (tmp_path / "test_zoo.py").write_text(ZOO_SUITE)

@@ -72,6 +72,6 @@ def test_shipped_table_covers_conv_chain_small_with_two_seeds() -> None:
     assert np.all(table.train_seconds > 0)
     info = DatasetInfo("digits", "classification", (1, 8, 8), 10, (0.0, 1.0))
     rng = np.random.default_rng(0)
-    for arch in (space.sample(rng) for _ in range(5)):  # recorded sizes are those space.build makes
+    for arch in (space.draw(rng) for _ in range(5)):  # recorded sizes are those space.build makes
         model = space.build(arch, info)
         assert table.params[table.row(space.key(arch))] == sum(p.numel() for p in model.parameters())

@@ -42,7 +42,7 @@ class Hangs(SearchStrategy):
             time.sleep(300)  # a C call the old watchdog thread could not interrupt
         while self.params["where"] == "propose" and self.count > 4:
             pass
-        return self.space.sample(self.rng)
+        return self.space.draw(self.rng)
 
     def observe(self, trial: Trial, reward: float | None) -> None:
         while self.params["where"] == "observe" and trial.number >= 2:

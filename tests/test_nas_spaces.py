@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from benchtool.contracts.data import DatasetInfo
 from benchtool.contracts.nas import InvalidArchitecture
 from benchtool.errors import UsageError
-from benchtool.testing import check_plugin
+from benchtool.testing import check_plugin, registered
 from benchtool.testing.strategies import ToyChain, ToyGrid
 from benchtool_nas.spaces import ConvChain, ConvChainSmall
 
@@ -25,7 +25,7 @@ DIGITS_INFO = DatasetInfo("digits-like", "classification", (1, 8, 8), 10, (0.0, 
 @given(space_ids, seeds)
 def test_samples_are_canonical_and_round_trip(index: int, seed: int) -> None:
     space = SPACES[index]
-    arch = space.sample(np.random.default_rng(seed))
+    arch = space.draw(np.random.default_rng(seed))
     assert space.canonical(arch) == arch
     assert space.from_key(space.key(arch)) == arch
     assert space.canonical(list(arch)) == arch  # any sequence canonicalizes to the tuple
@@ -35,7 +35,7 @@ def test_samples_are_canonical_and_round_trip(index: int, seed: int) -> None:
 def test_mutation_changes_one_decision_and_stays_inside(index: int, seed: int) -> None:
     space = SPACES[index]
     rng = np.random.default_rng(seed)
-    arch = space.sample(rng)
+    arch = space.draw(rng)
     child = space.mutate(arch, rng)
     assert space.contains(child) and child != arch
     described, child_described = space.describe(arch), space.describe(child)
@@ -47,7 +47,7 @@ def test_mutation_changes_one_decision_and_stays_inside(index: int, seed: int) -
 @given(space_ids, seeds)
 def test_neighbours_are_every_single_change(index: int, seed: int) -> None:
     space = SPACES[index]
-    arch = space.sample(np.random.default_rng(seed))
+    arch = space.draw(np.random.default_rng(seed))
     neighbours = space.neighbours(arch)  # without rng: activated decisions take their first value
     assert len(neighbours) == len(set(neighbours)) == sum(
         len(space.decision_list[d].choices) - 1 for d in space.walk(arch)
@@ -112,7 +112,7 @@ def test_conv_chain_builds_the_described_network() -> None:
 def test_build_rejects_non_images() -> None:
     info = DatasetInfo("toy", "regression", (1,), None, (-1.0, 1.0))
     with pytest.raises(UsageError, match="builds image classifiers"):
-        ConvChain().build(ConvChain().sample(np.random.default_rng(0)), info)
+        ConvChain().build(ConvChain().draw(np.random.default_rng(0)), info)
 
 
 def test_a_space_without_build_says_so() -> None:
@@ -120,6 +120,6 @@ def test_a_space_without_build_says_so() -> None:
         ToyGrid().build((0, 0, 0, 0), DIGITS_INFO)
 
 
-@pytest.mark.parametrize("space", [ToyGrid, ToyChain, ConvChain, ConvChainSmall], ids=lambda s: s.name)
+@pytest.mark.parametrize("space", [ToyGrid, ToyChain, *registered("search_spaces")], ids=lambda s: s.name)
 def test_spaces_pass_conformance(space: type) -> None:
     check_plugin(space)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from benchtool.contracts.nas import Trial
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError, UsageError
 from benchtool.host import load_host
 from benchtool.harness.nas import Budget, run_search
 from benchtool.registry import KINDS, PluginSource, Registrar, Registry
-from benchtool.testing import parametrize_with_checks
+from benchtool.testing import parametrize_with_checks, registered
 from benchtool.testing.strategies import ToyChain, ToyEvaluator, ToyGrid, toy_reward
 from benchtool_nas import tpe as tpe_module
 from benchtool_nas._controller import ControllerParams, forward_backward
@@ -23,10 +23,9 @@ from benchtool_nas.regularized_evolution import RegularizedEvolution
 from benchtool_nas.reinforce import Reinforce
 
 HAS_OPTUNA = importlib.util.find_spec("optuna") is not None
-STRATEGIES = [RandomSearch, RegularizedEvolution, LocalSearch, Reinforce] + ([tpe_module.TPE] if HAS_OPTUNA else [])
 
 
-@parametrize_with_checks(STRATEGIES)
+@parametrize_with_checks(registered("strategies"))
 def test_strategy_conformance(plugin, check) -> None:  # noqa: ANN001
     check(plugin)
 
@@ -50,11 +49,11 @@ def test_tpe_without_optuna_is_noted_not_registered(monkeypatch: pytest.MonkeyPa
 def test_hyper_parameters_are_checked() -> None:
     with pytest.raises(TypeError, match="unknown hyper-parameter"):
         RegularizedEvolution(population=3)
-    with pytest.raises(UsageError, match="sample_size <= population_size"):
+    with pytest.raises(HyperparameterError, match="sample_size <= population_size"):
         RegularizedEvolution(population_size=3, sample_size=5)
-    with pytest.raises(UsageError, match="initial_samples"):
+    with pytest.raises(HyperparameterError, match="initial_samples"):
         LocalSearch(initial_samples=0)
-    with pytest.raises(UsageError, match="baseline_decay"):
+    with pytest.raises(HyperparameterError, match="baseline_decay"):
         Reinforce(baseline_decay=1.0)
 
 

@@ -18,14 +18,12 @@ import torch
 from torch import nn
 
 from benchtool.contracts import _guard
-from benchtool.contracts._guard import (
-    EXIT_HUNG, PluginRaised, TimedOut, TimeoutPolicy, deadline, describe_error, guard,
-)
+from benchtool.contracts._guard import EXIT_HUNG, TimedOut, TimeoutPolicy, deadline, guard
 from benchtool.contracts._state import ModelSnapshot
 from benchtool.contracts.attack import Attack
 from benchtool.contracts.limits import LossWeighting, TargetFunction, TaskSpec
 from benchtool.contracts.uncertainty import UncertaintyEstimator
-from benchtool.errors import ContractViolation, UsageError
+from benchtool.errors import ContractViolation, HyperparameterError, PluginRaised, UsageError, describe_error
 from benchtool.testing.estimators import conformance_task
 from benchtool.watchdog import parse_timeout
 
@@ -57,8 +55,9 @@ def test_an_exception_names_the_plugin_and_keeps_the_original_as_cause() -> None
 
 
 @pytest.mark.parametrize("error", [ContractViolation("x", "some-rule", "detail"), UsageError("bad option"),
-                                   KeyboardInterrupt()])
+                                   HyperparameterError("x: members must be >= 2, got 1"), KeyboardInterrupt()])
 def test_rule_breaks_usage_errors_and_ctrl_c_pass_as_they_are(error: BaseException) -> None:
+    """A plugin's HyperparameterError too: a ValueError to Python, reported as the user's bad value."""
     with pytest.raises(type(error)) as caught:
         with guard("x", "attacks", "perturb"):
             raise error
@@ -90,6 +89,21 @@ def test_a_real_cpu_allocation_failure() -> None:
         with guard("big", "attacks", "perturb"):
             torch.empty(2**48, dtype=torch.uint8)
     assert describe_error(ValueError("plain")) == "plain"
+
+
+@pytest.mark.parametrize("name", ["PluginRaised", "describe_error", "is_out_of_memory", "format_bytes"])
+def test_the_moved_error_names_still_import_from_the_guard_with_a_deprecation_warning(name: str) -> None:
+    from benchtool import errors
+
+    with pytest.warns(DeprecationWarning, match=rf"_guard\.{name} moved to benchtool\.errors\.{name}"):
+        assert getattr(_guard, name) is getattr(errors, name)
+
+
+def test_plugin_raised_survives_pickling_from_its_new_home() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(PluginRaised("x", RuntimeError("boom"))))
+    assert (type(error), str(error), error.rule) == (PluginRaised, "plugin 'x' raised RuntimeError: boom", "no-exception")
 
 
 # --- time limits -----------------------------------------------------------------------
@@ -398,7 +412,7 @@ class Evaluates(TargetFunction):
 
 def test_loss_weightings_and_target_functions_are_guarded_too() -> None:
     weighting = Combines()
-    weighting.setup([TaskSpec("a", "regression"), TaskSpec("b", "regression")])
+    weighting.start([TaskSpec("a", "regression"), TaskSpec("b", "regression")])
     failure = violation_of(weighting.total_loss, torch.ones(2, requires_grad=True))
     assert str(failure) == "plugin 'combines' raised ValueError: no"
     previous = _guard.set_policy(TimeoutPolicy(override=0.2))
@@ -434,3 +448,7 @@ def test_a_lazy_sample_is_bounded_as_a_whole_not_per_chunk() -> None:
         _guard.set_policy(previous)
     assert str(failure) == "plugin 'endless-passes' broke rule 'returns-in-time': sample did not return within 0.3 s"
     assert time.monotonic() - started < 3
+
+
+def test_a_hyperparameter_error_is_a_value_error_and_a_usage_error() -> None:
+    assert issubclass(HyperparameterError, ValueError) and issubclass(HyperparameterError, UsageError)

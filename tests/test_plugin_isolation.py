@@ -304,7 +304,7 @@ RULE_BREAKERS = {
         "plugin 'zoo_rule_no_norm' broke rule 'declares-norm': attack 'no-norm' (zoo_rule_no_norm.NoNorm) declares "
         "no norm; expected norm = one of 'linf', 'l2'"),
     "zoo_rule_no_name": (
-        "plugin 'zoo_rule_no_name' broke rule 'declares-name': estimator 'nameless' (zoo_rule_no_name.Nameless) "
+        "plugin 'zoo_rule_no_name' broke rule 'declares-name': estimator (zoo_rule_no_name.Nameless) "
         "declares name = None; expected a class attribute name = '...' (a non-empty string without spaces at its "
         "ends or '[')"),
     "zoo_rule_name_mismatch": (

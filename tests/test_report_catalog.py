@@ -12,7 +12,7 @@ import pytest
 from benchtool.report.figures import render_figures, series_plans, sweep_plans
 from benchtool.report.html import best_values, render_report
 from benchtool.results import CaseResult, Record
-from benchtool.store.compare import Policies, scalar_values
+from benchtool.comparison import Policies, scalar_values
 from benchtool.store.load import ResultSet
 
 

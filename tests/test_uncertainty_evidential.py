@@ -12,7 +12,6 @@ from torch import nn
 
 from benchtool.contracts.data import Split
 from benchtool.contracts.model import TrainRecipe
-from benchtool.testing import parametrize_with_checks
 from benchtool.testing.estimators import conformance_task
 from benchtool_uncertainty.evidential import (
     Evidential,
@@ -26,11 +25,6 @@ from benchtool_uncertainty.evidential import (
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@parametrize_with_checks([Evidential])
-def test_conformance(plugin, check) -> None:
-    check(plugin)
 
 
 def test_kl_to_the_uniform_dirichlet_matches_torch() -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from benchtool.contracts.model import TrainRecipe
 from benchtool.contracts.uncertainty import EstimationTask
 from benchtool.data import toy
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError, UsageError
 from benchtool.models.nets import MLP, dropout_layers
 from benchtool.testing.estimators import conformance_task
 from benchtool_uncertainty._training import gaussian_nll, residual_variance
@@ -188,7 +188,7 @@ def test_deep_ensemble_size_comes_from_the_budget_or_the_parameter() -> None:
     four = DeepEnsemble(members=4)
     four.fit_checked(task)
     assert len(four.members) == 4
-    with pytest.raises(UsageError, match="members >= 2"):
+    with pytest.raises(HyperparameterError, match="members >= 2"):
         DeepEnsemble(members=1).fit_checked(task)
 
 

@@ -4,7 +4,7 @@
 whatever goes wrong, for every kind (attacks, estimators, strategies, loss weightings,
 target functions):
 
-- an exception of the plugin's own code becomes :class:`PluginRaised`, read as
+- an exception of the plugin's own code becomes :class:`~benchtool.errors.PluginRaised`, read as
   ``plugin 'x' raised RuntimeError: ...`` (out of memory adds the size it tried);
   :class:`~benchtool.errors.BenchtoolError`\\ s (rule breaks, usage errors) pass as they are;
 - a call that does not return within its limit fails with
@@ -29,7 +29,6 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import re
 import signal
 import threading
 import time
@@ -38,7 +37,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from benchtool._moved import moved_names
 from benchtool.errors import BenchtoolError, ContractViolation
+from benchtool.errors import PluginRaised as _PluginRaised
 
 POLL_SECONDS = 0.02  # how often the watchdog thread checks deadlines it delivers itself
 HARD_POLL_SECONDS = 0.1  # ... and hard deadlines alone
@@ -75,64 +76,6 @@ class DeadlineExceeded(BaseException):
 
 class TimedOut(Exception):
     """A :func:`deadline` block ran past its limit (the message says what and how long)."""
-
-
-class PluginRaised(ContractViolation):
-    """The plugin's own code raised: ``plugin 'x' raised RuntimeError: message``.
-
-    ``rule`` is ``no-exception``; ``error`` is what the plugin raised (also the ``__cause__``)."""
-
-    def __init__(self, plugin: str, error: BaseException) -> None:
-        name = type(error).__name__
-        detail = describe_error(error)
-        self.plugin, self.rule, self.error = plugin, "no-exception", error
-        self.detail = f"{name}: {detail}" if detail else name
-        BenchtoolError.__init__(self, f"plugin {plugin!r} raised {self.detail}")
-
-    def __reduce__(self) -> Any:
-        return _rebuild_raised, (self.plugin, self.detail, str(self))
-
-
-def _rebuild_raised(plugin: str, detail: str, message: str) -> PluginRaised:
-    error = PluginRaised.__new__(PluginRaised)
-    error.plugin, error.rule, error.detail, error.error = plugin, "no-exception", detail, None
-    BenchtoolError.__init__(error, message)
-    return error
-
-
-# --- out of memory --------------------------------------------------------------------
-
-_OOM_TEXT = re.compile(r"out of memory|not enough memory|can(?:'|no)t allocate memory", re.IGNORECASE)
-_TRIED_SIZE = re.compile(r"(?:tried to allocate|unable to allocate)\s+([\d.]+\s*[KMGTPE]?i?B)\b", re.IGNORECASE)
-_TRIED_BYTES = re.compile(r"(?:tried to allocate|unable to allocate)\s+(\d+)\s+bytes", re.IGNORECASE)
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """``MemoryError``, ``torch.cuda.OutOfMemoryError``, or a RuntimeError saying so (CPU allocator)."""
-    return (isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
-            or (isinstance(error, RuntimeError) and bool(_OOM_TEXT.search(str(error)))))
-
-
-def format_bytes(count: int) -> str:
-    value, unit = float(count), "B"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
-            break
-        value /= 1024
-    return f"{count} bytes" if unit == "B" else f"{value:.2f} {unit} ({count} bytes)"
-
-
-def describe_error(error: BaseException) -> str:
-    """What went wrong in one line: the message, or for out of memory the size it tried
-    (``out of memory, tried to allocate 2.00 GiB``)."""
-    text = str(error).strip()
-    if not is_out_of_memory(error):
-        return text
-    if match := _TRIED_BYTES.search(text):
-        return f"out of memory, tried to allocate {format_bytes(int(match.group(1)))}"
-    if match := _TRIED_SIZE.search(text):
-        return f"out of memory, tried to allocate {match.group(1)}"
-    return "out of memory" + (f": {text.splitlines()[0][:200]}" if text else "")
 
 
 # --- the policy -----------------------------------------------------------------------
@@ -266,7 +209,7 @@ class _Guard:
         if (exc_type is None or self.plugin is None or issubclass(exc_type, BenchtoolError)
                 or not issubclass(exc_type, (Exception, SystemExit))):
             return False  # a rule break, a usage error, Ctrl-C, pytest's outcomes: as they are
-        raise PluginRaised(self.plugin, exc) from exc
+        raise _PluginRaised(self.plugin, exc) from exc
 
     def hard_message(self) -> str:
         return (f"plugin {self.plugin!r} broke rule 'returns-in-time': {self.what} did not return within "
@@ -401,3 +344,9 @@ def deadline(seconds: float | None, what: str) -> _Guard:
     limit): the same mechanism as :func:`guard`, for the harness's own code (no hard stage,
     exceptions pass unchanged)."""
     return _Guard(None, what, seconds, None)
+
+
+# Names that moved to benchtool.errors (beside the other errors); importing one from here
+# still works, with a DeprecationWarning.
+__getattr__ = moved_names(__name__, dict.fromkeys(
+    ("PluginRaised", "describe_error", "is_out_of_memory", "format_bytes"), "benchtool.errors"))

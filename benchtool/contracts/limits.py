@@ -16,6 +16,7 @@ import torch
 
 from benchtool.contracts._guard import guard
 from benchtool.contracts._params import BudgetedHyperParams, merge_hyperparams
+from benchtool.contracts._renamed import Renamed
 from benchtool.contracts._state import verify_untouched
 from benchtool.errors import ContractViolation
 
@@ -40,7 +41,7 @@ class LossWeighting(BudgetedHyperParams, ABC):
     """A multi-task loss-weighting scheme: turns the vector of per-task losses into the one
     scalar the optimizer minimizes.
 
-    The harness calls :meth:`setup` once with the tasks, adds :meth:`parameters` (learned
+    The harness calls :meth:`start` once with the tasks, adds :meth:`parameters` (learned
     weights, log-variances, ...) to the optimizer, calls :meth:`total_loss` every step and
     :meth:`finish_step` (the plugin's :meth:`after_step`) after every optimizer step; each
     call into the plugin runs under the harness's guard (a time limit, exceptions that name
@@ -90,7 +91,7 @@ class LossWeighting(BudgetedHyperParams, ABC):
     # --- what the harness calls -----------------------------------------------------
 
     @final
-    def setup(self, tasks: Sequence[TaskSpec], device: torch.device | str = "cpu") -> None:
+    def start(self, tasks: Sequence[TaskSpec], device: torch.device | str = "cpu") -> None:
         """Bind the scheme to its tasks; a second call starts it afresh."""
         tasks = tuple(tasks)
         if not tasks:
@@ -114,7 +115,7 @@ class LossWeighting(BudgetedHyperParams, ABC):
     @final
     def total_loss(self, losses: torch.Tensor, shared: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         """The checked objective: a finite scalar that carries gradient to the losses."""
-        self._require_setup()
+        self._require_started()
         if losses.ndim != 1 or len(losses) != len(self.tasks):
             raise ValueError(
                 f"loss weighting {self.name!r}: expected {len(self.tasks)} task losses, got shape {tuple(losses.shape)}"
@@ -137,7 +138,7 @@ class LossWeighting(BudgetedHyperParams, ABC):
     @final
     def weights(self) -> dict[str, float]:
         """The checked current weight of each task, by task name."""
-        self._require_setup()
+        self._require_started()
         with guard(self.name, "loss_weightings", "task_weights"):
             values = self.task_weights()
         if not isinstance(values, torch.Tensor) or values.shape != (len(self.tasks),):
@@ -162,9 +163,11 @@ class LossWeighting(BudgetedHyperParams, ABC):
         with guard(self.name, "loss_weightings", "after_step"):
             self.after_step()
 
-    def _require_setup(self) -> None:
+    setup = Renamed("start")  # the harness verb's old name; a strategy's setup is a plugin verb
+
+    def _require_started(self) -> None:
         if not self.tasks:
-            raise ContractViolation(self.name, "setup-before-use", "used before setup(tasks)")
+            raise ContractViolation(self.name, "start-before-use", "used before start(tasks)")
 
 
 class TargetFunction(ABC):

@@ -26,6 +26,7 @@ import numpy as np
 
 from benchtool.contracts._guard import guard
 from benchtool.contracts._params import merge_hyperparams
+from benchtool.contracts._renamed import Renamed
 from benchtool.errors import BenchtoolError, ContractViolation, UsageError
 
 if TYPE_CHECKING:
@@ -160,19 +161,21 @@ class SearchSpace(ABC):
         return True
 
     @final
-    def sample(self, rng: np.random.Generator) -> Architecture:
+    def draw(self, rng: np.random.Generator) -> Architecture:
         """A uniformly random choice at every decision of the walk."""
         return self._complete([], {}, rng)
 
     @final
-    def sample_unseen(self, rng: np.random.Generator, seen: set[Architecture], tries: int = 100) -> Architecture:
-        """A uniform sample not in ``seen``, drawing up to ``tries`` times before accepting
+    def draw_unseen(self, rng: np.random.Generator, seen: set[Architecture], tries: int = 100) -> Architecture:
+        """A uniform draw not in ``seen``, drawing up to ``tries`` times before accepting
         a repeat (so a nearly exhausted space never loops forever)."""
         for _ in range(tries):
-            arch = self.sample(rng)
+            arch = self.draw(rng)
             if arch not in seen:
                 break
         return arch
+
+    sample, sample_unseen = Renamed("draw"), Renamed("draw_unseen")  # old names: sample is an estimator's verb
 
     @final
     def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:

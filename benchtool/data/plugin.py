@@ -20,7 +20,7 @@ BUILTIN_DATASETS = (Digits, DigitsHoldout, ToyRegression, Mnist, FashionMnist, F
 def benchtool_register_datasets(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add every built-in dataset under its ``name``."""
     for dataset in BUILTIN_DATASETS:
-        registry.add(dataset.name, dataset)
+        registry.add(dataset)
 
 
 @hookimpl

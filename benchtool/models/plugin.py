@@ -12,4 +12,4 @@ BUILTIN_MODELS = (MlpSpec, LeNetSpec, ResNet20Spec, LeNetAdversarialSpec, LeNetR
 def benchtool_register_models(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add every zoo architecture under its ``name``."""
     for spec in BUILTIN_MODELS:
-        registry.add(spec.name, spec)
+        registry.add(spec)

@@ -6,7 +6,7 @@ import argparse
 
 from benchtool.commands import command, store_option
 from benchtool.results import check_writable, write_text_atomically
-from benchtool.store.compare import Policies
+from benchtool.comparison import Policies
 from benchtool.store.load import load_result_set
 
 

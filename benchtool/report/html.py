@@ -23,7 +23,7 @@ from benchtool.harness.robustness_analyses import WORST_CASE_METRIC
 from benchtool.metrics.catalog import CATALOG, kept_apart
 from benchtool.report.figures import RenderedFigure, render_figures
 from benchtool.results import CaseResult, Record
-from benchtool.store.compare import MetricKey, MetricPolicy, Policies, canonical_records, judge, scalar_values
+from benchtool.comparison import MetricKey, MetricPolicy, Policies, canonical_records, judge, scalar_values
 from benchtool.store.db import run_facts
 from benchtool.store.load import ResultSet
 from benchtool.tables import check_name, check_records, claims_rows, nodeid_label, threat_notes

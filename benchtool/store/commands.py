@@ -12,7 +12,7 @@ from pathlib import Path
 from benchtool.commands import command, forwarded_options, store_option
 from benchtool.errors import UsageError
 from benchtool.results import check_writable, write_json, write_text_atomically
-from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
+from benchtool.comparison import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
 from benchtool.store.db import (
     ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
 )

@@ -42,7 +42,7 @@ class ToyProblem:
 def _run(weighting: LossWeighting, steps: int = STEPS) -> tuple[list[float], list[dict[str, float]]]:
     """Train the toy problem with ``weighting``; the objective and state after each step."""
     problem = ToyProblem()
-    weighting.setup(TASKS)
+    weighting.start(TASKS)
     optimizer = torch.optim.Adam([{"params": problem.parameters(), "lr": 1e-2}, *weighting.parameter_groups(1e-2)])
     totals, states = [], []
     for _ in range(steps):
@@ -81,7 +81,7 @@ def check_every_task_pulls(plugin: Any) -> None:
     """d objective / d L_i > 0 for every task: no task is ignored or pushed the wrong way."""
     weighting = fresh(plugin)
     problem = ToyProblem()
-    weighting.setup(TASKS)
+    weighting.start(TASKS)
     losses = problem.losses()
     losses.retain_grad()
     weighting.total_loss(losses, [problem.shared]).backward()
@@ -107,7 +107,7 @@ def check_variants_valid(plugin: Any) -> None:
     assert isinstance(variants, list) and variants, f"variants() must return a non-empty list, got {variants!r}"
     for params in variants:
         variant = fresh(plugin, **params)
-        variant.setup(TASKS)
+        variant.start(TASKS)
         variant.weights()
 
 

@@ -19,7 +19,7 @@ PROBE_INFO = DatasetInfo("probe-8x8", "classification", (1, 8, 8), 10, (0.0, 1.0
 
 def _samples(space: SearchSpace, seed: int = 0) -> list[tuple[int, ...]]:
     rng = np.random.default_rng(seed)
-    return [space.sample(rng) for _ in range(SAMPLES)]
+    return [space.draw(rng) for _ in range(SAMPLES)]
 
 
 def check_decisions_valid(plugin: Any) -> None:
@@ -58,7 +58,7 @@ def check_encoding_canonical(plugin: Any) -> None:
 def check_invalid_rejected(plugin: Any) -> None:
     """Truncated, extended, out-of-range and non-integer encodings are rejected."""
     space = instance(plugin)
-    arch = space.sample(np.random.default_rng(2))
+    arch = space.draw(np.random.default_rng(2))
     n_first = len(space.decision_list[space.walk(arch)[0]].choices)
     bad = [arch[:-1], (*arch, 0), (n_first, *arch[1:]), (-1, *arch[1:]), ("x", *arch[1:]), (True, *arch[1:])]
     for candidate in bad:

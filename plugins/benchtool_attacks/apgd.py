@@ -303,4 +303,4 @@ ATTACKS: tuple[type[APGD], ...] = (APGDCE, APGDDLR, APGDT, APGDCEL2, APGDDLRL2, 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
     for attack in ATTACKS:
-        registry.add(attack.name, attack)
+        registry.add(attack)

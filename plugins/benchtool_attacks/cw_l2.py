@@ -119,4 +119,4 @@ class CarliniWagnerL2(MinimumNormAttack):
 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
-    registry.add("cw-l2", CarliniWagnerL2)
+    registry.add(CarliniWagnerL2)

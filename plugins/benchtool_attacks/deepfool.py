@@ -81,4 +81,4 @@ class DeepFool(MinimumNormAttack):
 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
-    registry.add("deepfool", DeepFool)
+    registry.add(DeepFool)

@@ -94,4 +94,4 @@ class EOT(PGD):
 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
-    registry.add("eot", EOT)
+    registry.add(EOT)

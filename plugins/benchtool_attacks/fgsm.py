@@ -30,4 +30,4 @@ class FGSM(Attack):
 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
-    registry.add("fgsm", FGSM)
+    registry.add(FGSM)

@@ -71,4 +71,4 @@ class PGD(Attack):
 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
-    registry.add("pgd", PGD)
+    registry.add(PGD)

@@ -25,4 +25,4 @@ class PGDL2(PGD):
 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
-    registry.add("pgd-l2", PGDL2)
+    registry.add(PGDL2)

@@ -94,4 +94,4 @@ class SquareAttack(Attack):
 
 @hookimpl
 def benchtool_register_attacks(registry) -> None:
-    registry.add("square", SquareAttack)
+    registry.add(SquareAttack)

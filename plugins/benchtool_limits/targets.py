@@ -61,4 +61,4 @@ class ProductSine(TargetFunction):
 def benchtool_register_target_functions(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add the built-in target functions."""
     for target in (Sine, Absolute, TriangleWave, ProductSine):
-        registry.add(target.name, target)
+        registry.add(target)

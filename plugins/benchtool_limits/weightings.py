@@ -11,7 +11,7 @@ import torch
 
 from benchtool import hookimpl
 from benchtool.contracts.limits import LossWeighting, TaskSpec
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError
 
 
 class EqualWeighting(LossWeighting):
@@ -45,7 +45,7 @@ class FixedWeighting(LossWeighting):
         if weights is None:
             weights = [1.0] * len(tasks)
         if len(weights) != len(tasks) or any(not float(w) > 0 for w in weights):
-            raise UsageError(
+            raise HyperparameterError(
                 f"loss weighting 'fixed': weights must be {len(tasks)} positive numbers (one per task), got {weights!r}"
             )
         self._weights = torch.tensor([float(w) for w in weights], device=device)
@@ -148,4 +148,4 @@ class GradNormWeighting(LossWeighting):
 def benchtool_register_loss_weightings(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add the built-in loss-weighting schemes."""
     for scheme in (EqualWeighting, FixedWeighting, UncertaintyWeighting, GradNormWeighting):
-        registry.add(scheme.name, scheme)
+        registry.add(scheme)

@@ -7,7 +7,7 @@ from typing import Any
 
 from benchtool import hookimpl
 from benchtool.contracts.nas import Architecture, SearchStrategy, Trial
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError
 
 FAILED = float("-inf")
 
@@ -29,7 +29,7 @@ class LocalSearch(SearchStrategy):
         super().__init__(**hyperparams)
         initial = self.params["initial_samples"]
         if not isinstance(initial, int) or initial < 1:
-            raise UsageError(f"{self.name}: initial_samples must be an integer >= 1, got {initial!r}")
+            raise HyperparameterError(f"{self.name}: initial_samples must be an integer >= 1, got {initial!r}")
 
     def setup(self) -> None:
         self._known: dict[Architecture, float] = {}  # told: best reward (FAILED when it failed)
@@ -82,7 +82,7 @@ class LocalSearch(SearchStrategy):
         self._queue = [self._neighbourhood[i] for i in order if self._neighbourhood[i] not in self._asked]
 
     def _random_unseen(self) -> Architecture:
-        arch = self.space.sample_unseen(self.rng, self._asked)
+        arch = self.space.draw_unseen(self.rng, self._asked)
         self._asked.add(arch)
         return arch
 
@@ -90,4 +90,4 @@ class LocalSearch(SearchStrategy):
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add local search."""
-    registry.add(LocalSearch.name, LocalSearch)
+    registry.add(LocalSearch)

@@ -16,7 +16,7 @@ class RandomSearch(SearchStrategy):
         self._asked: set[Architecture] = set()
 
     def propose(self) -> Architecture:
-        arch = self.space.sample_unseen(self.rng, self._asked)
+        arch = self.space.draw_unseen(self.rng, self._asked)
         self._asked.add(arch)
         return arch
 
@@ -27,4 +27,4 @@ class RandomSearch(SearchStrategy):
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add random search."""
-    registry.add(RandomSearch.name, RandomSearch)
+    registry.add(RandomSearch)

@@ -7,7 +7,7 @@ from typing import Any
 
 from benchtool import hookimpl
 from benchtool.contracts.nas import Architecture, SearchStrategy, Trial
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError
 
 
 class RegularizedEvolution(SearchStrategy):
@@ -29,7 +29,7 @@ class RegularizedEvolution(SearchStrategy):
         super().__init__(**hyperparams)
         size, sample = self.params["population_size"], self.params["sample_size"]
         if not (isinstance(size, int) and isinstance(sample, int) and 1 <= sample <= size):
-            raise UsageError(
+            raise HyperparameterError(
                 f"{self.name}: need integers 1 <= sample_size <= population_size, got sample_size={sample!r}, "
                 f"population_size={size!r}"
             )
@@ -41,7 +41,7 @@ class RegularizedEvolution(SearchStrategy):
     def propose(self) -> Architecture:
         if self._random_left > 0 or not self._population:
             self._random_left -= 1
-            return self.space.sample(self.rng)
+            return self.space.draw(self.rng)
         members = self.rng.integers(len(self._population), size=self.params["sample_size"])
         parent = max((self._population[i] for i in members), key=lambda member: member[1])
         return self.space.mutate(parent[0], self.rng)
@@ -54,4 +54,4 @@ class RegularizedEvolution(SearchStrategy):
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add regularized evolution."""
-    registry.add(RegularizedEvolution.name, RegularizedEvolution)
+    registry.add(RegularizedEvolution)

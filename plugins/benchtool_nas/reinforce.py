@@ -9,7 +9,7 @@ import numpy as np
 
 from benchtool import hookimpl
 from benchtool.contracts.nas import Architecture, SearchStrategy, Trial
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError
 from benchtool_nas._controller import ControllerParams, adam_update, forward_backward, head_probs, lstm_step
 
 ADAM_BETAS = (0.9, 0.999)  # Kingma & Ba 2015 defaults; Zoph & Le give only the learning rate
@@ -44,11 +44,11 @@ class Reinforce(SearchStrategy):
         p = self.params
         for key in ("hidden_size", "lstm_layers"):
             if not isinstance(p[key], int) or p[key] < 1:
-                raise UsageError(f"{self.name}: {key} must be an integer >= 1, got {p[key]!r}")
+                raise HyperparameterError(f"{self.name}: {key} must be an integer >= 1, got {p[key]!r}")
         if not 0.0 <= p["baseline_decay"] < 1.0:
-            raise UsageError(f"{self.name}: baseline_decay must lie in [0, 1), got {p['baseline_decay']!r}")
+            raise HyperparameterError(f"{self.name}: baseline_decay must lie in [0, 1), got {p['baseline_decay']!r}")
         if not (p["learning_rate"] > 0 and p["init_range"] >= 0 and p["entropy_weight"] >= 0):
-            raise UsageError(f"{self.name}: learning_rate must be > 0, init_range and entropy_weight >= 0")
+            raise HyperparameterError(f"{self.name}: learning_rate must be > 0, init_range and entropy_weight >= 0")
 
     def setup(self) -> None:
         p = self.params
@@ -145,4 +145,4 @@ def _draw(probs: np.ndarray, n: int, u: float) -> int:
 @hookimpl
 def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add the REINFORCE controller."""
-    registry.add(Reinforce.name, Reinforce)
+    registry.add(Reinforce)

@@ -107,5 +107,5 @@ class ConvChainSmall(ConvChain):
 @hookimpl
 def benchtool_register_search_spaces(registry) -> None:  # noqa: ANN001 - a benchtool.registry.Registrar
     """Add the conv-chain spaces."""
-    registry.add(ConvChain.name, ConvChain)
-    registry.add(ConvChainSmall.name, ConvChainSmall)
+    registry.add(ConvChain)
+    registry.add(ConvChainSmall)

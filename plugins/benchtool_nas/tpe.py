@@ -62,4 +62,4 @@ def benchtool_register_strategies(registry) -> None:  # noqa: ANN001 - a benchto
     if optuna is None:
         registry.unavailable(TPE.name, "Optuna is not installed: pip install 'benchtool[optuna]'")
     else:
-        registry.add(TPE.name, TPE)
+        registry.add(TPE)

@@ -174,4 +174,4 @@ class DDU(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("ddu", DDU)
+    registry.add(DDU)

@@ -13,7 +13,7 @@ from torch import nn
 from benchtool import hookimpl
 from benchtool.contracts.data import Task
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError, UsageError
 from benchtool_uncertainty._training import gaussian_head, gaussian_nll, train_with_loss
 
 MEMBERS_BY_BUDGET = {"small": 2, "default": 5, "full": 5}  # the paper's M = 5; small: the fewest that make an ensemble
@@ -39,7 +39,7 @@ class DeepEnsemble(UncertaintyEstimator):
 
         count = int(self.params["members"] or MEMBERS_BY_BUDGET[task.budget])
         if count < 2:
-            raise UsageError(f"deep-ensemble needs members >= 2, got {count}")
+            raise HyperparameterError(f"deep-ensemble needs members >= 2, got {count}")
         self.regression = task.info.task == "regression"
         seeds = [task.seed + i for i in range(count)]
         executor = cell_executor()
@@ -83,4 +83,4 @@ def _gaussian_member(build_network: Any, recipe: Any, train: Any, outputs: int, 
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("deep-ensemble", DeepEnsemble)
+    registry.add(DeepEnsemble)

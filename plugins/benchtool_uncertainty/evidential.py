@@ -16,7 +16,7 @@ from benchtool import hookimpl
 from benchtool.contracts.data import Split, Task
 from benchtool.contracts.model import TrainRecipe
 from benchtool.contracts.uncertainty import EstimationTask, UncertaintyEstimator
-from benchtool.errors import UsageError
+from benchtool.errors import HyperparameterError
 from benchtool.models.nets import dropout_layers, output_size
 from benchtool.models.training import check_recipe, train_epochs
 from benchtool_uncertainty._training import train_own
@@ -132,7 +132,7 @@ class Evidential(UncertaintyEstimator):
     def fit(self, task: EstimationTask) -> None:
         self.regression = task.info.task == "regression"
         if self.params["evidence"] not in EVIDENCE:
-            raise UsageError(f"evidential: evidence must be one of {sorted(EVIDENCE)}, got {self.params['evidence']!r}")
+            raise HyperparameterError(f"evidential: evidence must be one of {sorted(EVIDENCE)}, got {self.params['evidence']!r}")
         width = output_size(task.info)
         evidence, anneal = str(self.params["evidence"]), max(1, int(self.params["anneal_epochs"]))
         regulariser = float(self.params["regulariser"])
@@ -173,4 +173,4 @@ class Evidential(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("evidential", Evidential)
+    registry.add(Evidential)

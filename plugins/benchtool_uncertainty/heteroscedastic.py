@@ -78,4 +78,4 @@ class Heteroscedastic(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("heteroscedastic", Heteroscedastic)
+    registry.add(Heteroscedastic)

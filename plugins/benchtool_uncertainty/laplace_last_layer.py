@@ -191,4 +191,4 @@ class LaplaceLastLayer(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("laplace-last-layer", LaplaceLastLayer)
+    registry.add(LaplaceLastLayer)

@@ -68,4 +68,4 @@ class MCDropout(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("mc-dropout", MCDropout)
+    registry.add(MCDropout)

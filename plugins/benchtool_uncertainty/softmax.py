@@ -28,4 +28,4 @@ class Softmax(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("softmax", Softmax)
+    registry.add(Softmax)

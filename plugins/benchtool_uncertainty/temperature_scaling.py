@@ -59,4 +59,4 @@ class TemperatureScaling(UncertaintyEstimator):
 
 @hookimpl
 def benchtool_register_estimators(registry) -> None:
-    registry.add("temperature-scaling", TemperatureScaling)
+    registry.add(TemperatureScaling)

@@ -15,4 +15,4 @@ class Incomplete(Attack):
 
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("incomplete", Incomplete)
+    registry.add(Incomplete)

@@ -5,9 +5,15 @@ from __future__ import annotations
 from benchtool import hookimpl
 
 
+class NotAnAttack:
+    """Named like a plugin, but derives from no benchtool base class."""
+
+    name = "not-an-attack"
+
+
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("not-an-attack", object)
+    registry.add(NotAnAttack)
 
 
 @hookimpl

@@ -8,4 +8,4 @@ from benchtool_attacks.fgsm import FGSM
 
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("fgsm", FGSM)
+    registry.add(FGSM)

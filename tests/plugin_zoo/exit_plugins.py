@@ -19,4 +19,4 @@ class ExitsItsProcess(SignedStep):
 
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("exit-one", ExitsItsProcess)
+    registry.add(ExitsItsProcess)

@@ -22,4 +22,4 @@ class NoiseAttack(Attack):
 
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("local-noise", NoiseAttack)
+    registry.add(NoiseAttack)

@@ -85,7 +85,7 @@ class SleepsInPropose(SearchStrategy):
         self.count += 1
         if self.seed == 0 and self.count > 3:
             time.sleep(600)
-        return self.space.sample(self.rng)
+        return self.space.draw(self.rng)
 
     def observe(self, trial, reward):
         pass
@@ -93,15 +93,15 @@ class SleepsInPropose(SearchStrategy):
 
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("hang-sleep", SleepsInPerturb)
-    registry.add("hang-native", BlockedInNativeCode)
+    registry.add(SleepsInPerturb)
+    registry.add(BlockedInNativeCode)
 
 
 @hookimpl
 def benchtool_register_estimators(registry):
-    registry.add("hang-spin", SpinsInSample)
+    registry.add(SpinsInSample)
 
 
 @hookimpl
 def benchtool_register_strategies(registry):
-    registry.add("hang-propose", SleepsInPropose)
+    registry.add(SleepsInPropose)

@@ -56,9 +56,9 @@ class RaisesInFit(UncertaintyEstimator):
 @hookimpl
 def benchtool_register_attacks(registry):
     for cls in (LeavesAForwardHook, RaisesInPerturb, OutOfMemoryInPerturb):
-        registry.add(cls.name, cls)
+        registry.add(cls)
 
 
 @hookimpl
 def benchtool_register_estimators(registry):
-    registry.add("raises-fit", RaisesInFit)
+    registry.add(RaisesInFit)

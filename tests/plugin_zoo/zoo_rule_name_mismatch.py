@@ -1,4 +1,5 @@
-"""Registers an attack under a name other than its class's ``name``: rule 'name-matches'."""
+"""Registers an attack under a name other than its class's ``name`` with the deprecated
+``registry.add(name, cls)``: rule 'name-matches' (and a DeprecationWarning)."""
 
 from __future__ import annotations
 

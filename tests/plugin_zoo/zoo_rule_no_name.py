@@ -14,4 +14,4 @@ class Nameless(Softmax):
 
 @hookimpl
 def benchtool_register_estimators(registry):
-    registry.add("nameless", Nameless)
+    registry.add(Nameless)

@@ -61,13 +61,13 @@ class TinyLinear(_Tiny):
 
 @hookimpl
 def benchtool_register_datasets(registry: Any) -> None:
-    registry.add("blobs", Blobs)
+    registry.add(Blobs)
 
 
 @hookimpl
 def benchtool_register_models(registry: Any) -> None:
-    registry.add("tiny-mlp", TinyMLP)
-    registry.add("tiny-linear", TinyLinear)
+    registry.add(TinyMLP)
+    registry.add(TinyLinear)
 
 
 @hookimpl

@@ -36,4 +36,4 @@ class TinyAttack(Attack):
 
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("tiny-attack", TinyAttack)
+    registry.add(TinyAttack)

@@ -17,4 +17,4 @@ class WeakTinyAttack(TinyAttack):
 
 @hookimpl
 def benchtool_register_attacks(registry):
-    registry.add("tiny-attack", WeakTinyAttack)
+    registry.add(WeakTinyAttack)

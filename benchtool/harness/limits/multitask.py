@@ -204,7 +204,7 @@ def train_multitask(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         net = MultiTaskNet(train.image.shape[1], problem.num_classes).to(device)
-    weighting.setup(TASKS, device)
+    weighting.start(TASKS, device)
     optimizer = torch.optim.Adam(
         [{"params": list(net.parameters()), "lr": recipe.lr}, *weighting.parameter_groups(recipe.lr)]
     )
