@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from benchtool.commands import Commands
     from benchtool.config import RunConfig
     from benchtool.host import Host
     from benchtool.registry import Registrar
@@ -107,3 +108,13 @@ def benchtool_session_finish(config: RunConfig, cases: list[CaseResult], exitsta
 @hookspec
 def benchtool_terminal_summary(config: RunConfig) -> list[str]:
     """Lines for the end of the run's terminal summary (e.g. where the results were stored)."""
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+@hookspec
+def benchtool_register_commands(commands: Commands) -> None:
+    """Add ``benchtool`` sub-commands with ``commands.add(name, help, handler, configure)``
+    (:class:`~benchtool.commands.Commands`); a name another plugin (or the CLI) has is that
+    plugin's failure. Called when the CLI starts: keep heavy imports inside the handler."""

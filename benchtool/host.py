@@ -12,6 +12,7 @@ error, how to block it), registers nothing, and every other plugin still loads.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import os
@@ -26,6 +27,7 @@ from typing import Any
 import pluggy
 
 from benchtool import __version__, hookspecs
+from benchtool.commands import Commands
 from benchtool.errors import UsageError, choices_error, did_you_mean
 from benchtool.registry import KINDS, Entry, PluginSource, Registrar, Registry, resolve_kind
 
@@ -142,6 +144,8 @@ class Host:
     blocked_by: dict[str, str] = field(default_factory=dict)  # name -> "-p no:NAME" | "BENCHTOOL_DISABLE_PLUGINS"
     warnings: list[str] = field(default_factory=list)  # one line each: shown by `list` and the pytest header
     withdrawn: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> failed plugin
+    commands: Commands = field(default_factory=Commands)  # the CLI's own, then every plugin's
+    command_plugins: set[str] = field(default_factory=set)  # plugins implementing benchtool_register_commands
 
     @property
     def hook(self) -> Any:
@@ -205,14 +209,16 @@ def load_host(
     blocked: Iterable[str] = (),
     *,
     use_entry_points: bool = True,
+    commands: Commands | None = None,
 ) -> Host:
     """Load every plugin: entry points (unless blocked), then ``modules`` given with -p.
-    A blocked name that matches no plugin is a warning (``host.warnings``) listing the valid ones."""
+    A blocked name that matches no plugin is a warning (``host.warnings``) listing the valid ones.
+    ``commands``: the CLI's own sub-commands, which the plugins' commands join."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     blocked_by = {name: f"-p no:{name}" for name in blocked}
     blocked_by.update({name: DISABLE_ENV for name in blocked_from_env() if name not in blocked_by})
-    host = Host(pm=pm, registry=Registry(), blocked_by={})
+    host = Host(pm=pm, registry=Registry(), blocked_by={}, commands=commands or Commands())
     for name in blocked_by:
         pm.set_blocked(name)
     declared: dict[str, PluginSource] = {}  # every plugin name there is, blocked or not
@@ -378,15 +384,13 @@ def _collect_registrations(host: Host) -> None:
                     problems.append(("", f"{spec.hook} raised {describe_exception(exc)}"))
                 problems += [(v.rule, v.detail) for v in registrar.problems]
                 attempted += [(spec.kind, n) for n in registrar.attempted]
+        staged_commands = _staged_commands(host, plugin, name, problems)
         for entry in staged.all_entries():
             taken = host.registry.find(entry.kind, entry.name)
             if taken is not None:
-                first = taken.source
-                origin = ("a module given with -p" if first.distribution == LOCAL_DISTRIBUTION
-                          else f"distribution {first.distribution} {first.version}")
                 problems.append(("unique-name", f"{KINDS[entry.kind].fixture.replace('_', ' ')} name {entry.name!r} "
-                                 f"is already registered by plugin {first.name!r} ({origin}); expected a name no "
-                                 "other plugin registers"))
+                                 f"is already registered by plugin {taken.source.name!r} "
+                                 f"({_origin(taken.source)}); expected a name no other plugin registers"))
         if problems:
             for rule, detail in problems:
                 host._fail(source, "register", detail, rule)
@@ -398,3 +402,36 @@ def _collect_registrations(host: Host) -> None:
         for entry in staged.all_entries():
             host.registry.add(entry)
         host.registry.unavailable += staged.unavailable
+        host.commands.merge(staged_commands)
+
+
+def _origin(source: PluginSource) -> str:
+    return "a module given with -p" if source.distribution == LOCAL_DISTRIBUTION else \
+        f"distribution {source.distribution} {source.version}"
+
+
+def _staged_commands(host: Host, plugin: Any, name: str, problems: list[tuple[str, str]]) -> Commands:
+    """The sub-commands ``plugin`` adds through ``benchtool_register_commands``, each one's
+    arguments declared once on a scratch parser; a crash, or a name the CLI or an earlier
+    plugin has, goes to ``problems``."""
+    staged = Commands(name)
+    for impl in host.pm.hook.benchtool_register_commands.get_hookimpls():
+        if impl.plugin is not plugin:
+            continue
+        host.command_plugins.add(name)
+        try:
+            impl.function(**({"commands": staged} if "commands" in impl.argnames else {}))
+        except Exception as exc:  # noqa: BLE001 - the plugin's own error
+            problems.append(("", f"benchtool_register_commands raised {describe_exception(exc)}"))
+    for command in staged:
+        try:
+            command.configure(argparse.ArgumentParser(prog=f"benchtool {command.name}"))
+        except Exception as exc:  # noqa: BLE001 - the plugin's own error
+            problems.append(("", f"command {command.name!r}: declaring its arguments raised {describe_exception(exc)}"))
+        taken = host.commands.get(command.name)
+        if taken is not None:
+            owner = (f"plugin {taken.plugin!r} ({_origin(host.sources[taken.plugin])})" if taken.plugin
+                     else "the benchtool CLI itself")
+            problems.append(("unique-command", f"command name {command.name!r} is already registered by {owner}; "
+                             "expected a command name no other plugin registers"))
+    return staged

@@ -1,13 +1,13 @@
-"""``benchtool report RUN_ID -o report.html [--compare RUN_ID]``."""
+"""``benchtool report RUN_ID -o report.html [--compare RUN_ID]``: the ``report`` plugin (entry point
+``report``), which adds the command; the renderer is imported when it runs."""
 
 from __future__ import annotations
 
 import argparse
 
-from benchtool.commands import command, store_option
+from benchtool import hookimpl
+from benchtool.commands import Commands, store_option
 from benchtool.results import check_writable, write_text_atomically
-from benchtool.store.compare import Policies
-from benchtool.store.load import load_result_set
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
@@ -23,9 +23,16 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
                         help="which way a metric is better (as in benchtool compare)")
 
 
-@command("report", "write a self-contained HTML report (leaderboards and figures) of a stored run")(_configure_report)
+@hookimpl
+def benchtool_register_commands(commands: Commands) -> None:
+    commands.add("report", "write a self-contained HTML report (leaderboards and figures) of a stored run",
+                 report, _configure_report)
+
+
 def report(args: argparse.Namespace, extra: list[str]) -> int:
     from benchtool.report.html import render_report
+    from benchtool.store.compare import Policies
+    from benchtool.store.load import load_result_set
 
     policies = Policies.from_args(args.tol, args.direction)
     output = check_writable(args.output, "-o", "report.html")  # before reading or rendering anything

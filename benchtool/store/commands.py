@@ -1,4 +1,5 @@
-"""``benchtool runs | show | compare`` and the ``run --resume`` command line."""
+"""``benchtool runs | show | compare`` (added by the ``store`` plugin) and the ``run --resume``
+command line."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchtool.commands import command, forwarded_options, store_option
+from benchtool.commands import Commands, forwarded_options, store_option
 from benchtool.errors import UsageError
 from benchtool.results import check_writable, write_json, write_text_atomically
 from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
@@ -51,7 +52,6 @@ def _configure_runs(parser: argparse.ArgumentParser) -> None:
                         help="show the newest N runs (default: 20; 0: all)")
 
 
-@command("runs", "list the stored runs, newest first")(_configure_runs)
 def runs(args: argparse.Namespace, extra: list[str]) -> int:
     if args.limit < 0:
         raise UsageError(f"invalid --limit {args.limit}; expected 0 (all) or a positive number")
@@ -81,7 +81,6 @@ def _configure_show(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the run's records as a --bt-json file")
 
 
-@command("show", "print a stored run: its metadata and a leaderboard per suite")(_configure_show)
 def show(args: argparse.Namespace, extra: list[str]) -> int:
     if args.json:
         check_writable(args.json, "--json")
@@ -123,8 +122,6 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
 
 
-@command("compare", "compare two runs metric by metric; exit 1 when one regressed beyond its tolerance")(
-    _configure_compare)
 def compare_runs(args: argparse.Namespace, extra: list[str]) -> int:
     policies = Policies.from_args(args.tol, args.direction)
     if args.json:
@@ -146,6 +143,14 @@ def compare_runs(args: argparse.Namespace, extra: list[str]) -> int:
         for change in comparison.regressions:
             print(change.describe())
     return EXIT_REGRESSED if comparison.regressions else 0
+
+
+def add_commands(commands: Commands) -> None:
+    """``runs``, ``show`` and ``compare``, for the store plugin's ``benchtool_register_commands``."""
+    commands.add("runs", "list the stored runs, newest first", runs, _configure_runs)
+    commands.add("show", "print a stored run: its metadata and a leaderboard per suite", show, _configure_show)
+    commands.add("compare", "compare two runs metric by metric; exit 1 when one regressed beyond its tolerance",
+                 compare_runs, _configure_compare)
 
 
 # --- run --resume ---------------------------------------------------------------------------
