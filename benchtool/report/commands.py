@@ -16,7 +16,7 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
                         help="where to write (default: report.html)")
     parser.add_argument("--compare", metavar="RUN_ID",
                         help="overlay a baseline run (or --bt-json file) and show changes against it")
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
                         help="tolerance used to colour changes (as in benchtool compare)")
     parser.add_argument("--direction", action="append", default=[], metavar="METRIC=higher|lower|none",

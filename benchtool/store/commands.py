@@ -14,10 +14,9 @@ from benchtool.commands import Commands, forwarded_options, store_option
 from benchtool.errors import UsageError
 from benchtool.results import check_writable, write_json, write_text_atomically
 from benchtool.store.compare import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
-from benchtool.store.db import (
-    ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
-)
+from benchtool.store.db import cases_summary, commit_text, duration_text, format_time, run_facts
 from benchtool.store.load import load_result_set
+from benchtool.store.source import open_source, sqlite_store
 from benchtool.tables import format_table, leaderboards
 
 EXIT_REGRESSED = 1
@@ -47,7 +46,7 @@ def reader_output() -> Iterator[None]:
 
 
 def _configure_runs(parser: argparse.ArgumentParser) -> None:
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--limit", type=int, default=20, metavar="N",
                         help="show the newest N runs (default: 20; 0: all)")
 
@@ -55,7 +54,7 @@ def _configure_runs(parser: argparse.ArgumentParser) -> None:
 def runs(args: argparse.Namespace, extra: list[str]) -> int:
     if args.limit < 0:
         raise UsageError(f"invalid --limit {args.limit}; expected 0 (all) or a positive number")
-    with ResultStore(resolve_store_path(args.store), readonly=True) as store:
+    with open_source(args.store) as store:
         stored = store.runs(args.limit or None)
     headers = ["run", "started", "took", "state", "cases", "records", "budget", "device", "commit", "command"]
     rows = [
@@ -77,14 +76,14 @@ def runs(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_ID", help="a run id, a unique prefix of one, latest or latest~N")
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--json", metavar="PATH", help="also write the run's records as a --bt-json file")
 
 
 def show(args: argparse.Namespace, extra: list[str]) -> int:
     if args.json:
         check_writable(args.json, "--json")
-    with ResultStore(resolve_store_path(args.store), readonly=True) as store:
+    with open_source(args.store) as store:
         run = store.run(store.resolve(args.run))
         cases = store.cases(run.id)
     if args.json:
@@ -112,7 +111,7 @@ def show(args: argparse.Namespace, extra: list[str]) -> int:
 def _configure_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", metavar="BASELINE", help="a run id (or latest~N) or a --bt-json file")
     parser.add_argument("candidate", metavar="CANDIDATE", help="a run id (or latest) or a --bt-json file")
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
                         help="tolerance of a metric: absolute (robust_accuracy=0.01) or relative (nll=5%%); "
                              "METRIC may be KIND:METRIC (attacks:robust_accuracy)")
@@ -164,9 +163,9 @@ def resume_pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     if args.suites or given:
         what = ", ".join((["suites"] if args.suites else []) + given)
         raise UsageError(f"--resume {args.resume} re-runs that run's own command line; do not give {what} with it")
-    store_path = resolve_store_path(args.store)
-    with ResultStore(store_path, readonly=True) as store:
+    with sqlite_store(args.store, f"--resume {args.resume}") as store:
         run = store.run(store.resolve(args.resume))
+    store_path = store.path
     if not run.pytest_args:
         raise UsageError(f"run {run.id} stored no command line to resume")
     argv = _without_options(run.pytest_args, RESUME_REPLACED)
