@@ -96,7 +96,6 @@ def check_numprocesses(value: str) -> str:
 def store_option(parser: argparse.ArgumentParser, *, reads: bool = False) -> None:
     """``--store PATH``: the results database a command writes, or (``reads``) the source of
     stored runs it reads (:func:`~benchtool.store.source.open_source`)."""
-    from benchtool.store.db import STORE_HELP
-    from benchtool.store.source import READ_HELP
+    from benchtool.store.db import READ_HELP, STORE_HELP
 
     parser.add_argument("--store", metavar="PATH", help=STORE_HELP + (READ_HELP if reads else ""))

@@ -10,6 +10,7 @@ nothing, while every other plugin loads. Lifecycle hooks let stores and reporter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -118,3 +119,10 @@ def benchtool_register_commands(commands: Commands) -> None:
     """Add ``benchtool`` sub-commands with ``commands.add(name, help, handler, configure)``
     (:class:`~benchtool.commands.Commands`); a name another plugin (or the CLI) has is that
     plugin's failure. Called when the CLI starts: keep heavy imports inside the handler."""
+
+
+@hookspec
+def benchtool_register_result_sources(sources: dict[str, Callable[[str], Any]]) -> None:
+    """Add readers of stored runs: ``sources["csv"] = CsvRuns`` makes ``--store csv:PATH`` read
+    with ``CsvRuns(PATH)``, a :class:`~benchtool.store.source.ResultSource` (``runs``, ``show``,
+    ``compare``, ``report``); a scheme another plugin has is that plugin's failure."""

@@ -17,6 +17,7 @@ import importlib
 import inspect
 import os
 import platform
+import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ from benchtool.registry import KINDS, Entry, PluginSource, Registrar, Registry, 
 ENTRY_POINT_GROUP = "benchtool"
 DISABLE_ENV = "BENCHTOOL_DISABLE_PLUGINS"
 LOCAL_DISTRIBUTION = "local"  # the distribution of a module loaded with -p
+SOURCE_SCHEME = re.compile(r"[a-z][a-z0-9]+")  # --store SCHEME:PATH (two letters or more: not a drive)
 HOOK_NAMES: tuple[str, ...] = tuple(
     sorted(name for name, obj in vars(hookspecs).items() if hasattr(obj, f"{hookspecs.PROJECT}_spec"))
 )
@@ -146,6 +148,7 @@ class Host:
     withdrawn: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> failed plugin
     commands: Commands = field(default_factory=Commands)  # the CLI's own, then every plugin's
     command_plugins: set[str] = field(default_factory=set)  # plugins implementing benchtool_register_commands
+    result_sources: dict[str, tuple[str, Any]] = field(default_factory=dict)  # scheme -> (plugin, factory)
 
     @property
     def hook(self) -> Any:
@@ -385,6 +388,7 @@ def _collect_registrations(host: Host) -> None:
                 problems += [(v.rule, v.detail) for v in registrar.problems]
                 attempted += [(spec.kind, n) for n in registrar.attempted]
         staged_commands = _staged_commands(host, plugin, name, problems)
+        staged_sources = _staged_result_sources(host, plugin, name, problems)
         for entry in staged.all_entries():
             taken = host.registry.find(entry.kind, entry.name)
             if taken is not None:
@@ -403,11 +407,34 @@ def _collect_registrations(host: Host) -> None:
             host.registry.add(entry)
         host.registry.unavailable += staged.unavailable
         host.commands.merge(staged_commands)
+        host.result_sources.update({scheme: (name, factory) for scheme, factory in staged_sources.items()})
 
 
 def _origin(source: PluginSource) -> str:
     return "a module given with -p" if source.distribution == LOCAL_DISTRIBUTION else \
         f"distribution {source.distribution} {source.version}"
+
+
+def _staged_result_sources(host: Host, plugin: Any, name: str, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """The ``--store SCHEME:PATH`` readers ``plugin`` adds; a bad one, or a scheme an earlier
+    plugin has, goes to ``problems``."""
+    staged: dict[str, Any] = {}
+    for impl in host.pm.hook.benchtool_register_result_sources.get_hookimpls():
+        if impl.plugin is not plugin:
+            continue
+        try:
+            impl.function(**({"sources": staged} if "sources" in impl.argnames else {}))
+        except Exception as exc:  # noqa: BLE001 - the plugin's own error
+            problems.append(("", f"benchtool_register_result_sources raised {describe_exception(exc)}"))
+    for scheme, factory in staged.items():
+        if not (isinstance(scheme, str) and SOURCE_SCHEME.fullmatch(scheme)) or not callable(factory):
+            problems.append(("", f"result source {scheme!r}: {factory!r}; expected a lower-case scheme of two or "
+                             "more letters and a callable that opens a path, e.g. sources['csv'] = CsvRuns"))
+        elif scheme in host.result_sources:
+            first = host.result_sources[scheme][0]
+            problems.append(("unique-name", f"result source {scheme!r} is already registered by plugin {first!r} "
+                             f"({_origin(host.sources[first])}); expected a scheme no other plugin registers"))
+    return staged
 
 
 def _staged_commands(host: Host, plugin: Any, name: str, problems: list[tuple[str, str]]) -> Commands:

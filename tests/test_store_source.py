@@ -88,3 +88,28 @@ def test_resume_needs_the_sqlite_store(one_run: Path) -> None:
 def test_a_missing_json_source_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no --bt-json file or folder at .*nope; expected --store json:PATH"):
         open_source(f"json:{tmp_path / 'nope'}")
+
+
+def test_json_sources_come_from_the_store_plugin(one_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCHTOOL_DISABLE_PLUGINS", "store")
+    with pytest.raises(UsageError, match=r"--store json:.*: no plugin reads 'json' sources; expected a results "
+                                         r"database path or one of: none: is the store plugin blocked\?"):
+        open_source(f"json:{one_run}")
+
+
+def test_a_reader_scheme_is_checked_and_unique(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchtool.host import load_host
+
+    (tmp_path / "bt_readers.py").write_text(
+        "from benchtool import hookimpl\n\n\n"
+        "@hookimpl\ndef benchtool_register_result_sources(sources):\n    sources['json'] = dict\n")
+    (tmp_path / "bt_bad_reader.py").write_text(
+        "from benchtool import hookimpl\n\n\n"
+        "@hookimpl\ndef benchtool_register_result_sources(sources):\n    sources['C'] = dict\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("BENCHTOOL_DISABLE_PLUGINS", raising=False)
+    host = load_host(["bt_readers", "bt_bad_reader"])
+    assert host.result_sources["json"][0] == "store"
+    taken, bad = host.failures
+    assert taken.rule == "unique-name" and "result source 'json' is already registered by plugin 'store'" in str(taken)
+    assert "result source 'C': <class 'dict'>; expected a lower-case scheme of two or more letters" in str(bad)

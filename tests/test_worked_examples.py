@@ -8,7 +8,6 @@ import ast
 import json
 import os
 import re
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +17,9 @@ import pytest
 import torch
 from torch import nn
 
+from benchtool.cli import main
 from benchtool.errors import UsageError
 from benchtool.host import load_host
-from benchtool.results import Record, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "extending.md"
@@ -31,7 +30,7 @@ def examples() -> dict[str, str]:
     """File name -> the code block that follows ``<!-- example: FILE -->``."""
     text = DOC.read_text()
     found = {}
-    for match in re.finditer(r"<!-- example: (\S+) -->\n```\w*\n(.*?)```", text, re.S):
+    for match in re.finditer(r"<!-- example: (\S+) -->\n```\w*\n(.*?)```", text, re.DOTALL):
         found[match.group(1)] = match.group(2)
     return found
 
@@ -39,7 +38,7 @@ def examples() -> dict[str, str]:
 def added_lines(name: str, code: str) -> int:
     """What ``git diff --stat`` counts: every line of a new file, the ``+`` lines of a diff."""
     lines = code.splitlines()
-    return sum(line.startswith("+") for line in lines) if name.endswith("test_uncertainty.py") else len(lines)
+    return sum(line.startswith("+") for line in lines) if name.startswith("suites/") else len(lines)
 
 
 def written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Path:
@@ -147,10 +146,20 @@ def test_e_an_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_f_results_from_another_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    script = written(tmp_path, monkeypatch, "read_runs.py")
-    folder = tmp_path / "artifacts"
-    write_json(folder / "nightly.json", [Record("robustness", f"test_x[{v}]", "attacks", "pgd", "lenet", "digits", {},
-                                                "robust_accuracy", v, "", 0, "cpu") for v in (0.5, 0.7)])
-    monkeypatch.setattr(sys, "argv", [str(script), f"json:{folder}"])
-    runpy.run_path(str(script), run_name="__main__")
-    assert capsys.readouterr().out == "nightly 0.6\n"
+    written(tmp_path, monkeypatch, "bt_csv_runs.py")
+    info = tmp_path / "bt_csv_runs-1.0.dist-info"  # installed, as pip leaves it
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bt-csv-runs\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[benchtool]\ncsv-runs = bt_csv_runs\n")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    header = "suite,case,plugin,model,dataset,metric,value\n"
+    for run, value in (("monday", 0.5), ("tuesday", 0.25)):
+        (exports / f"{run}.csv").write_text(header + f"robustness,test_x[pgd],pgd,lenet,digits,robust_accuracy,{value}\n")
+        os.utime(exports / f"{run}.csv", (1e9, 1e9 + len(run)))  # tuesday is the newer
+    monkeypatch.delenv("BENCHTOOL_DISABLE_PLUGINS", raising=False)
+    assert main(["show", "latest", "--store", f"csv:{exports}"]) == 0
+    shown = capsys.readouterr().out
+    assert "run:      tuesday (csv)" in shown and "0.25" in shown
+    assert main(["compare", "latest~1", "latest", "--store", f"csv:{exports}"]) == 1  # accuracy fell
+    assert "REGRESSED robustness" in capsys.readouterr().out

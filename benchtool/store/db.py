@@ -37,6 +37,9 @@ from benchtool.results import CaseResult, Record, check_creatable
 STORE_HELP = ("results database (default: $BENCHTOOL_STORE, else the project's .benchtool/results.db, "
               "looked for from here up to the project root)")
 
+# what the commands that read add (benchtool.store.source.open_source)
+READ_HELP = ("; or SCHEME:PATH for a reader a plugin adds, e.g. json:PATH (or PATH.json): a --bt-json file, "
+             "or a folder of them, each a run")
 STORE_ENV = "BENCHTOOL_STORE"
 DEFAULT_STORE = Path(".benchtool") / "results.db"
 # a folder holding one of these is a project root: the default store is looked for up to it
@@ -142,27 +145,28 @@ def case_key(nodeid: str) -> str:
 
 @dataclass
 class RunInfo:
-    """One stored run and a summary of what it holds."""
+    """One stored run and a summary of what it holds (a reader that knows less leaves the rest
+    at its default)."""
 
     id: str
     started: float
-    ended: float | None
-    status: str
-    exitstatus: int | None
-    sessions: int
-    pid: int | None
-    host: str
-    command: str
-    cwd: str
-    pytest_args: list[str]
-    budget: str
-    seed: int | None
-    device: str
-    device_name: str
-    git_commit: str
-    git_dirty: bool | None
-    versions: dict[str, str]
-    metadata: dict[str, Any]
+    ended: float | None = None
+    status: str = ""
+    exitstatus: int | None = None
+    sessions: int = 1
+    pid: int | None = None
+    host: str = ""
+    command: str = ""
+    cwd: str = ""
+    pytest_args: list[str] = field(default_factory=list)
+    budget: str = ""
+    seed: int | None = None
+    device: str = ""
+    device_name: str = ""
+    git_commit: str = ""
+    git_dirty: bool | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)  # outcome -> number of cases
     records: int = 0
 

@@ -214,3 +214,15 @@ def benchtool_register_commands(commands: Commands) -> None:
     )
 
     add_commands(commands)
+
+
+@hookimpl
+def benchtool_register_result_sources(sources: dict[str, Any]) -> None:
+    sources["json"] = _json_records  # --store json:PATH (or PATH.json)
+
+
+def _json_records(path: str) -> Any:
+    """The ``--bt-json`` files at ``path`` (:class:`~benchtool.store.json_source.JsonRecords`)."""
+    from benchtool.store.json_source import JsonRecords
+
+    return JsonRecords(path)

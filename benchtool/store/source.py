@@ -1,9 +1,11 @@
 """The read side of stored results: what ``runs``, ``show``, ``compare``, ``report`` and
 ``run --resume`` read, whatever holds the runs.
 
-:class:`~benchtool.store.db.ResultStore` (SQLite, what a run writes) and
-:class:`~benchtool.store.json_source.JsonRecords` (``--bt-json`` files) implement it;
-``--store json:PATH`` (or a ``PATH`` ending in ``.json``) selects the second.
+:class:`~benchtool.store.db.ResultStore` (SQLite, what a run writes) implements it, and so do
+the readers plugins register for ``--store SCHEME:PATH`` through
+``benchtool_register_result_sources``: the store plugin's ``json``
+(:class:`~benchtool.store.json_source.JsonRecords`, ``--bt-json`` files; a ``PATH`` ending in
+``.json`` means it too), or a third party's.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from benchtool.errors import UsageError
+from benchtool.host import SOURCE_SCHEME, load_host
 from benchtool.results import CaseResult
 from benchtool.store.db import STORE_ENV, ResultStore, RunInfo, resolve_store_path
 
-JSON_PREFIX = "json:"
-READ_HELP = "; or json:PATH (or PATH.json): a --bt-json file, or a folder of them, each a run"
+JSON_SCHEME = "json"
 
 
 @runtime_checkable
@@ -45,15 +47,21 @@ class ResultSource(Protocol):
 
 
 def open_source(option: str | os.PathLike[str] | None = None) -> ResultSource:
-    """The source ``--store`` names: ``json:PATH`` or ``PATH.json`` a ``--bt-json`` file or a folder
-    of them; anything else the SQLite store (default: ``$BENCHTOOL_STORE``, else the project's),
-    opened read-only."""
+    """The source ``--store`` names: ``SCHEME:PATH`` read by the reader a plugin registered for
+    SCHEME (``json:PATH``, and ``PATH.json``: ``--bt-json`` files); anything else the SQLite store
+    (default: ``$BENCHTOOL_STORE``, else the project's), opened read-only."""
     text = os.fspath(option) if option is not None else os.environ.get(STORE_ENV, "")
-    if text.startswith(JSON_PREFIX) or text.endswith(".json"):
-        from benchtool.store.json_source import JsonRecords
-
-        return JsonRecords(text.removeprefix(JSON_PREFIX))
-    return ResultStore(resolve_store_path(option), readonly=True)
+    scheme, colon, path = text.partition(":")
+    if not (colon and SOURCE_SCHEME.fullmatch(scheme)):
+        if not text.endswith(".json"):
+            return ResultStore(resolve_store_path(option), readonly=True)
+        scheme, path = JSON_SCHEME, text
+    readers = load_host().result_sources  # loads the plugins only for a SCHEME:PATH
+    if scheme not in readers:
+        known = ", ".join(f"{name}:PATH" for name in readers) or "none: is the store plugin blocked?"
+        raise UsageError(f"--store {text}: no plugin reads {scheme!r} sources; expected a results database path "
+                         f"or one of: {known}")
+    return readers[scheme][1](path)
 
 
 def sqlite_store(option: str | os.PathLike[str] | None, purpose: str) -> ResultStore:
