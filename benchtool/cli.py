@@ -140,8 +140,6 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
 
 def load_host_from_args(plugin_args: Sequence[str]):
     """The host for a command's ``-p`` values (``MODULE`` loads, ``no:NAME`` blocks)."""
-    from benchtool.host import load_host, prepare_local_plugins
-
     plugins = prepare_local_plugins(plugin_args)
     return load_host(modules=plugins.modules, blocked=plugins.blocked)
 
@@ -149,12 +147,9 @@ def load_host_from_args(plugin_args: Sequence[str]):
 def list_plugins(args: argparse.Namespace, extra: list[str]) -> int:
     from benchtool.executors.registry import discover_executors
 
-    if args.kind in (None, EXECUTORS):
-        kinds = [] if args.kind else list(KINDS)
-    elif KIND_ALIASES.get(args.kind, args.kind) in KINDS:
-        kinds = [resolve_kind(args.kind).kind]
-    else:
+    if args.kind is not None and args.kind != EXECUTORS and KIND_ALIASES.get(args.kind, args.kind) not in KINDS:
         raise choices_error("plugin kind", args.kind, [*KINDS, EXECUTORS])
+    kinds = list(KINDS) if args.kind is None else [] if args.kind == EXECUTORS else [resolve_kind(args.kind).kind]
     host = load_host_from_args(args.plugin)
     rows = [
         [e.kind, e.name, e.source.name, e.source.distribution, e.source.version, e.description]
