@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchtool.commands import command
+from benchtool import hookimpl
+from benchtool.commands import Commands
 from benchtool.errors import UsageError
 from benchtool.tables import format_table
 
@@ -221,8 +222,12 @@ def _configure_bench_compare(parser: argparse.ArgumentParser) -> None:
                              "revision, never failed (the CI gate's setting)")
 
 
-@command("bench-compare", "benchmark two revisions side by side in this job (git worktrees) and compare; "
-         "pytest options after --", passthrough=True)(_configure_bench_compare)
+@hookimpl
+def benchtool_register_commands(commands: Commands) -> None:
+    commands.add("bench-compare", "benchmark two revisions side by side in this job (git worktrees) and compare; "
+                 "pytest options after --", bench_compare, _configure_bench_compare, passthrough=True)
+
+
 def bench_compare(args: argparse.Namespace, extra: list[str]) -> int:
     rule = FailRule.parse(args.fail)
     if args.rounds < 1:

@@ -1,4 +1,6 @@
-"""``benchtool run | list | check`` (and the commands other modules add).
+"""``benchtool run | list | check`` and the sub-commands plugins add through the hook
+``benchtool_register_commands`` (the built-in ``runs``, ``show``, ``compare``, ``report``,
+``bench-compare`` among them).
 
 Every command validates its input first: a bad value prints one line naming the value
 and the valid choices, and exits 2.
@@ -15,19 +17,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchtool import __version__
-from benchtool.commands import COMMANDS, command, forwarded_options, store_option
+from benchtool.commands import Commands, forwarded_options, store_option
 from benchtool.config import BUDGETS, check_budget, check_seed, resolve_device
 from benchtool.errors import BenchtoolError, UsageError, choices_error
-from benchtool.host import prepare_local_plugins
-from benchtool.registry import KINDS, resolve_kind
+from benchtool.host import PluginFailure, load_host, parse_plugin_args, prepare_local_plugins
+from benchtool.registry import KIND_ALIASES, KINDS, resolve_kind
 from benchtool.results import check_writable
 from benchtool.tables import format_table
 
 EXIT_USAGE = 2
+EXECUTORS = "executors"  # listed beside the registry's kinds: pytest plugins register them
 PYTEST_USAGE_ERROR = 4
-
-# modules that add commands with @command (imported when the CLI starts)
-COMMAND_MODULES: tuple[str, ...] = ("benchtool.store.commands", "benchtool.report.commands", "benchtool.benchmarking")
 
 
 # --- suites ---------------------------------------------------------------------------
@@ -96,8 +96,6 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
                         help="re-run a stored run's command line, running only the cases it has not finished")
 
 
-@command("run", "run the benchmark suites (any other option goes to pytest: -k, -x, --lf, ...)",
-         passthrough=True)(_configure_run)
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     """pytest over the suites, in a supervised child process (:func:`benchtool.supervisor.supervise`):
     a cell that ends the process (``os._exit``, a segfault, a hung plugin call) is named, and
@@ -133,7 +131,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", nargs="?", help="one of: " + ", ".join(KINDS))
+    parser.add_argument("kind", nargs="?", help="one of: " + ", ".join([*KINDS, EXECUTORS]))
     parser.add_argument("--all", action="store_true",
                         help="also show plugins that failed to load, are blocked or unavailable here")
     parser.add_argument("-p", "--plugin", action="append", default=[], metavar="MODULE",
@@ -142,22 +140,28 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
 
 def load_host_from_args(plugin_args: Sequence[str]):
     """The host for a command's ``-p`` values (``MODULE`` loads, ``no:NAME`` blocks)."""
-    from benchtool.host import load_host, prepare_local_plugins
-
     plugins = prepare_local_plugins(plugin_args)
     return load_host(modules=plugins.modules, blocked=plugins.blocked)
 
 
-@command("list", "list every plugin: kind, name, plugin module, distribution, version")(_configure_list)
 def list_plugins(args: argparse.Namespace, extra: list[str]) -> int:
-    kinds = [resolve_kind(args.kind).kind] if args.kind else list(KINDS)
+    from benchtool.executors.registry import discover_executors
+
+    if args.kind is not None and args.kind != EXECUTORS and KIND_ALIASES.get(args.kind, args.kind) not in KINDS:
+        raise choices_error("plugin kind", args.kind, [*KINDS, EXECUTORS])
+    kinds = list(KINDS) if args.kind is None else [] if args.kind == EXECUTORS else [resolve_kind(args.kind).kind]
     host = load_host_from_args(args.plugin)
-    for warning in host.warnings:
-        print(f"benchtool list: warning: {warning}", file=sys.stderr)
     rows = [
         [e.kind, e.name, e.source.name, e.source.distribution, e.source.version, e.description]
         for kind in kinds for e in host.entries(kind)
     ]
+    warnings = list(host.warnings)
+    if args.kind in (None, EXECUTORS):  # -p modules may be pytest plugins that add executors
+        executors, executor_warnings = discover_executors(parse_plugin_args(args.plugin).modules)
+        rows += [[EXECUTORS, e.executor.name, e.plugin, e.distribution, e.version, e.description] for e in executors]
+        warnings += executor_warnings
+    for warning in warnings:
+        print(f"benchtool list: warning: {warning}", file=sys.stderr)
     for line in format_table(["kind", "name", "plugin", "distribution", "version", "description"], rows):
         print(line)
     if args.all:
@@ -225,7 +229,6 @@ def resolve_check_targets(target: str) -> tuple[list[object], list]:
     return targets, host.failures
 
 
-@command("check", "run the conformance checks on a plugin class or module")(_configure_check)
 def check(args: argparse.Namespace, extra: list[str]) -> int:
     from benchtool.testing import run_checks
 
@@ -250,17 +253,29 @@ def check(args: argparse.Namespace, extra: list[str]) -> int:
 # --- entry point ------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    for module in COMMAND_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def cli_commands() -> Commands:
+    """The CLI's own sub-commands; plugins add theirs through ``benchtool_register_commands``."""
+    commands = Commands()
+    commands.add("run", "run the benchmark suites (any other option goes to pytest: -k, -x, --lf, ...)",
+                 run, _configure_run, passthrough=True)
+    commands.add("list", "list every plugin: kind, name, plugin module, distribution, version",
+                 list_plugins, _configure_list)
+    commands.add("check", "run the conformance checks on a plugin class or module", check, _configure_check)
+    return commands
+
+
+def load_commands() -> tuple[Commands, list[PluginFailure]]:
+    """Every sub-command: the CLI's own, then each plugin's (``BENCHTOOL_DISABLE_PLUGINS`` blocks
+    a plugin's); and the failures of the plugins that register commands (a crash, a name taken)."""
+    host = load_host(commands=cli_commands())
+    return host.commands, [f for f in host.failures if f.name in host.command_plugins]
+
+
+def build_parser(commands: Commands | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="benchtool", description="Benchmark the known limits of deep learning.")
     parser.add_argument("--version", action="version", version=f"benchtool {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for cmd in COMMANDS.values():
+    for cmd in commands if commands is not None else load_commands()[0]:
         cmd.configure(sub.add_parser(cmd.name, help=cmd.help, description=cmd.help))
     return parser
 
@@ -271,9 +286,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         index = argv.index("--")
         argv, forwarded = argv[:index], argv[index + 1:]
-    parser = build_parser()
+    commands, failures = load_commands()
+    for failure in failures:  # that plugin's commands are missing; every other command works
+        print(f"benchtool: warning: {failure}", file=sys.stderr)
+    parser = build_parser(commands)
     args, unknown = parser.parse_known_args(argv)
-    cmd = COMMANDS[args.command]
+    cmd = commands.get(args.command)
+    assert cmd is not None  # argparse accepts only the commands it was given
     if unknown and not cmd.passthrough:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
@@ -291,7 +310,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # run the package's module, not this __main__ copy: @command modules register into benchtool.cli
-    from benchtool.cli import main as package_main
-
-    raise SystemExit(package_main())
+    raise SystemExit(main())

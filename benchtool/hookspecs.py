@@ -10,11 +10,13 @@ nothing, while every other plugin loads. Lifecycle hooks let stores and reporter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from benchtool.plugin_api import PROJECT, hookimpl, hookspec  # the markers, still importable from here
 
 if TYPE_CHECKING:
+    from benchtool.commands import Commands
     from benchtool.config import RunConfig
     from benchtool.metrics.catalog import MetricCatalog
     from benchtool.plugin_api import HostView as Host
@@ -112,3 +114,20 @@ def benchtool_session_finish(config: RunConfig, cases: list[CaseResult], exitsta
 @hookspec
 def benchtool_terminal_summary(config: RunConfig) -> list[str]:
     """Lines for the end of the run's terminal summary (e.g. where the results were stored)."""
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+@hookspec
+def benchtool_register_commands(commands: Commands) -> None:
+    """Add ``benchtool`` sub-commands with ``commands.add(name, help, handler, configure)``
+    (:class:`~benchtool.commands.Commands`); a name another plugin (or the CLI) has is that
+    plugin's failure. Called when the CLI starts: keep heavy imports inside the handler."""
+
+
+@hookspec
+def benchtool_register_result_sources(sources: dict[str, Callable[[str], Any]]) -> None:
+    """Add readers of stored runs: ``sources["csv"] = CsvRuns`` makes ``--store csv:PATH`` read
+    with ``CsvRuns(PATH)``, a :class:`~benchtool.store.source.ResultSource` (``runs``, ``show``,
+    ``compare``, ``report``); a scheme another plugin has is that plugin's failure."""

@@ -12,10 +12,12 @@ error, how to block it), registers nothing, and every other plugin still loads.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import os
 import platform
+import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from benchtool import __version__, hookspecs
+from benchtool.commands import Commands
 from benchtool.errors import UsageError, choices_error, did_you_mean
 from benchtool.registry import KINDS, Entry, PluginSource, Registrar, Registry, resolve_kind
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "benchtool"
 DISABLE_ENV = "BENCHTOOL_DISABLE_PLUGINS"
 LOCAL_DISTRIBUTION = "local"  # the distribution of a module loaded with -p
+SOURCE_SCHEME = re.compile(r"[a-z][a-z0-9]+")  # --store SCHEME:PATH (two letters or more: not a drive)
 HOOK_NAMES: tuple[str, ...] = tuple(
     sorted(name for name, obj in vars(hookspecs).items() if hasattr(obj, f"{hookspecs.PROJECT}_spec"))
 )
@@ -145,6 +149,9 @@ class Host:
     blocked_by: dict[str, str] = field(default_factory=dict)  # name -> "-p no:NAME" | "BENCHTOOL_DISABLE_PLUGINS"
     warnings: list[str] = field(default_factory=list)  # one line each: shown by `list` and the pytest header
     withdrawn: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> failed plugin
+    commands: Commands = field(default_factory=Commands)  # the CLI's own, then every plugin's
+    command_plugins: set[str] = field(default_factory=set)  # plugins implementing benchtool_register_commands
+    result_sources: dict[str, tuple[str, Any]] = field(default_factory=dict)  # scheme -> (plugin, factory)
 
     @property
     def hook(self) -> Any:
@@ -208,14 +215,16 @@ def load_host(
     blocked: Iterable[str] = (),
     *,
     use_entry_points: bool = True,
+    commands: Commands | None = None,
 ) -> Host:
     """Load every plugin: entry points (unless blocked), then ``modules`` given with -p.
-    A blocked name that matches no plugin is a warning (``host.warnings``) listing the valid ones."""
+    A blocked name that matches no plugin is a warning (``host.warnings``) listing the valid ones.
+    ``commands``: the CLI's own sub-commands, which the plugins' commands join."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     blocked_by = {name: f"-p no:{name}" for name in blocked}
     blocked_by.update({name: DISABLE_ENV for name in blocked_from_env() if name not in blocked_by})
-    host = Host(pm=pm, registry=Registry(), blocked_by={})
+    host = Host(pm=pm, registry=Registry(), blocked_by={}, commands=commands or Commands())
     for name in blocked_by:
         pm.set_blocked(name)
     declared: dict[str, PluginSource] = {}  # every plugin name there is, blocked or not
@@ -382,15 +391,14 @@ def _collect_registrations(host: Host) -> None:
                 problems += [(v.rule, v.detail) for v in registrar.problems]
                 attempted += [(spec.kind, n) for n in registrar.attempted]
         metrics = _plugin_metrics(host, plugin, problems)
+        staged_commands = _staged_commands(host, plugin, name, problems)
+        staged_sources = _staged_result_sources(host, plugin, name, problems)
         for entry in staged.all_entries():
             taken = host.registry.find(entry.kind, entry.name)
             if taken is not None:
-                first = taken.source
-                origin = ("a module given with -p" if first.distribution == LOCAL_DISTRIBUTION
-                          else f"distribution {first.distribution} {first.version}")
                 problems.append(("unique-name", f"{KINDS[entry.kind].fixture.replace('_', ' ')} name {entry.name!r} "
-                                 f"is already registered by plugin {first.name!r} ({origin}); expected a name no "
-                                 "other plugin registers"))
+                                 f"is already registered by plugin {taken.source.name!r} "
+                                 f"({_origin(taken.source)}); expected a name no other plugin registers"))
         if problems:
             for rule, detail in problems:
                 host._fail(source, "register", detail, rule)
@@ -407,6 +415,8 @@ def _collect_registrations(host: Host) -> None:
 
             for metric in metrics:
                 CATALOG.register(metric, replace_existing=True)
+        host.commands.merge(staged_commands)
+        host.result_sources.update({scheme: (name, factory) for scheme, factory in staged_sources.items()})
 
 
 def _plugin_metrics(host: Host, plugin: Any, problems: list[tuple[str, str]]) -> list[MetricSpec]:
@@ -425,3 +435,57 @@ def _plugin_metrics(host: Host, plugin: Any, problems: list[tuple[str, str]]) ->
         except Exception as exc:  # noqa: BLE001 - the plugin's own error, or a metric name already taken
             problems.append(("", f"benchtool_register_metrics raised {describe_exception(exc)}"))
     return [spec for spec in staged if CATALOG.get(spec.name) != spec]
+
+
+def _origin(source: PluginSource) -> str:
+    return "a module given with -p" if source.distribution == LOCAL_DISTRIBUTION else \
+        f"distribution {source.distribution} {source.version}"
+
+
+def _staged_result_sources(host: Host, plugin: Any, name: str, problems: list[tuple[str, str]]) -> dict[str, Any]:
+    """The ``--store SCHEME:PATH`` readers ``plugin`` adds; a bad one, or a scheme an earlier
+    plugin has, goes to ``problems``."""
+    staged: dict[str, Any] = {}
+    for impl in host.pm.hook.benchtool_register_result_sources.get_hookimpls():
+        if impl.plugin is not plugin:
+            continue
+        try:
+            impl.function(**({"sources": staged} if "sources" in impl.argnames else {}))
+        except Exception as exc:  # noqa: BLE001 - the plugin's own error
+            problems.append(("", f"benchtool_register_result_sources raised {describe_exception(exc)}"))
+    for scheme, factory in staged.items():
+        if not (isinstance(scheme, str) and SOURCE_SCHEME.fullmatch(scheme)) or not callable(factory):
+            problems.append(("", f"result source {scheme!r}: {factory!r}; expected a lower-case scheme of two or "
+                             "more letters and a callable that opens a path, e.g. sources['csv'] = CsvRuns"))
+        elif scheme in host.result_sources:
+            first = host.result_sources[scheme][0]
+            problems.append(("unique-name", f"result source {scheme!r} is already registered by plugin {first!r} "
+                             f"({_origin(host.sources[first])}); expected a scheme no other plugin registers"))
+    return staged
+
+
+def _staged_commands(host: Host, plugin: Any, name: str, problems: list[tuple[str, str]]) -> Commands:
+    """The sub-commands ``plugin`` adds through ``benchtool_register_commands``, each one's
+    arguments declared once on a scratch parser; a crash, or a name the CLI or an earlier
+    plugin has, goes to ``problems``."""
+    staged = Commands(name)
+    for impl in host.pm.hook.benchtool_register_commands.get_hookimpls():
+        if impl.plugin is not plugin:
+            continue
+        host.command_plugins.add(name)
+        try:
+            impl.function(**({"commands": staged} if "commands" in impl.argnames else {}))
+        except Exception as exc:  # noqa: BLE001 - the plugin's own error
+            problems.append(("", f"benchtool_register_commands raised {describe_exception(exc)}"))
+    for command in staged:
+        try:
+            command.configure(argparse.ArgumentParser(prog=f"benchtool {command.name}"))
+        except Exception as exc:  # noqa: BLE001 - the plugin's own error
+            problems.append(("", f"command {command.name!r}: declaring its arguments raised {describe_exception(exc)}"))
+        taken = host.commands.get(command.name)
+        if taken is not None:
+            owner = (f"plugin {taken.plugin!r} ({_origin(host.sources[taken.plugin])})" if taken.plugin
+                     else "the benchtool CLI itself")
+            problems.append(("unique-command", f"command name {command.name!r} is already registered by {owner}; "
+                             "expected a command name no other plugin registers"))
+    return staged

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from benchtool.cli import COMMANDS, build_parser, main
+from benchtool.cli import build_parser, load_commands, main
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -54,7 +54,7 @@ def test_unknown_plugin_filter_is_a_usage_error_listing_valid_names() -> None:
     assert "fgsm" in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
+@pytest.mark.parametrize("name", sorted(load_commands()[0].names()))
 def test_help_for_every_command(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([name, "--help"])

@@ -7,6 +7,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
+from benchtool.cli import main
+
 HARNESS = Path(__file__).resolve().parent / "scaleout_tiny"
 PLUGIN_ZOO = Path(__file__).resolve().parent / "plugin_zoo"
 sys.path.insert(0, str(HARNESS))
@@ -38,3 +42,25 @@ def test_an_executor_option_is_checked_before_any_work(tmp_path: Path) -> None:
     assert run.returncode == 4, run.output[-3000:]
     assert "--bt-pool-workers 0: expected at least 1" in run.output
     assert not run.records
+
+
+def test_benchtool_list_shows_every_executor_with_its_options(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(PLUGIN_ZOO / "pool_executor.py", tmp_path / "pool_executor.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "pool_executor", raising=False)
+    assert main(["list", "executors", "-p", "pool_executor"]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert set(rows) == {"local", "ray", "pool"}
+    assert all(row.split()[0] == "executors" for row in rows.values())
+    assert rows["pool"].split()[2:5] == ["pool_executor", "local", "-"]
+    assert "(options: --bt-pool-workers N)" in rows["pool"]
+    assert "(options: --bt-ray-address ADDR)" in rows["ray"]
+    assert rows["local"].split()[2:4] == ["benchtool.pytest.dispatch", "benchtool"]
+
+
+def test_benchtool_list_shows_the_builtin_executors_among_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    names = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("executors ")]
+    assert names == ["local", "ray"]

@@ -1,13 +1,13 @@
-"""``benchtool report RUN_ID -o report.html [--compare RUN_ID]``."""
+"""``benchtool report RUN_ID -o report.html [--compare RUN_ID]``: the ``report`` plugin (entry point
+``report``), which adds the command; the renderer is imported when it runs."""
 
 from __future__ import annotations
 
 import argparse
 
-from benchtool.commands import command, store_option
+from benchtool import hookimpl
+from benchtool.commands import Commands, store_option
 from benchtool.results import check_writable, write_text_atomically
-from benchtool.comparison import Policies
-from benchtool.store.load import load_result_set
 
 
 def _configure_report(parser: argparse.ArgumentParser) -> None:
@@ -16,16 +16,23 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
                         help="where to write (default: report.html)")
     parser.add_argument("--compare", metavar="RUN_ID",
                         help="overlay a baseline run (or --bt-json file) and show changes against it")
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
                         help="tolerance used to colour changes (as in benchtool compare)")
     parser.add_argument("--direction", action="append", default=[], metavar="METRIC=higher|lower|none",
                         help="which way a metric is better (as in benchtool compare)")
 
 
-@command("report", "write a self-contained HTML report (leaderboards and figures) of a stored run")(_configure_report)
+@hookimpl
+def benchtool_register_commands(commands: Commands) -> None:
+    commands.add("report", "write a self-contained HTML report (leaderboards and figures) of a stored run",
+                 report, _configure_report)
+
+
 def report(args: argparse.Namespace, extra: list[str]) -> int:
     from benchtool.report.html import render_report
+    from benchtool.comparison import Policies
+    from benchtool.store.load import load_result_set
 
     policies = Policies.from_args(args.tol, args.direction)
     output = check_writable(args.output, "-o", "report.html")  # before reading or rendering anything

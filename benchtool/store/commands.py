@@ -1,4 +1,5 @@
-"""``benchtool runs | show | compare`` and the ``run --resume`` command line."""
+"""``benchtool runs | show | compare`` (added by the ``store`` plugin) and the ``run --resume``
+command line."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchtool.commands import command, forwarded_options, store_option
+from benchtool.commands import Commands, forwarded_options, store_option
 from benchtool.errors import UsageError
 from benchtool.results import check_writable, write_json, write_text_atomically
 from benchtool.comparison import COMPARISON_HEADERS, Policies, compare, comparison_rows, summary_line, to_json
-from benchtool.store.db import (
-    ResultStore, cases_summary, commit_text, duration_text, format_time, resolve_store_path, run_facts,
-)
+from benchtool.store.db import cases_summary, commit_text, duration_text, format_time, run_facts
 from benchtool.store.load import load_result_set
+from benchtool.store.source import open_source, sqlite_store
 from benchtool.tables import format_table, leaderboards
 
 EXIT_REGRESSED = 1
@@ -46,16 +46,15 @@ def reader_output() -> Iterator[None]:
 
 
 def _configure_runs(parser: argparse.ArgumentParser) -> None:
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--limit", type=int, default=20, metavar="N",
                         help="show the newest N runs (default: 20; 0: all)")
 
 
-@command("runs", "list the stored runs, newest first")(_configure_runs)
 def runs(args: argparse.Namespace, extra: list[str]) -> int:
     if args.limit < 0:
         raise UsageError(f"invalid --limit {args.limit}; expected 0 (all) or a positive number")
-    with ResultStore(resolve_store_path(args.store), readonly=True) as store:
+    with open_source(args.store) as store:
         stored = store.runs(args.limit or None)
     headers = ["run", "started", "took", "state", "cases", "records", "budget", "device", "commit", "command"]
     rows = [
@@ -77,15 +76,14 @@ def runs(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _configure_show(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN_ID", help="a run id, a unique prefix of one, latest or latest~N")
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--json", metavar="PATH", help="also write the run's records as a --bt-json file")
 
 
-@command("show", "print a stored run: its metadata and a leaderboard per suite")(_configure_show)
 def show(args: argparse.Namespace, extra: list[str]) -> int:
     if args.json:
         check_writable(args.json, "--json")
-    with ResultStore(resolve_store_path(args.store), readonly=True) as store:
+    with open_source(args.store) as store:
         run = store.run(store.resolve(args.run))
         cases = store.cases(run.id)
     if args.json:
@@ -113,7 +111,7 @@ def show(args: argparse.Namespace, extra: list[str]) -> int:
 def _configure_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", metavar="BASELINE", help="a run id (or latest~N) or a --bt-json file")
     parser.add_argument("candidate", metavar="CANDIDATE", help="a run id (or latest) or a --bt-json file")
-    store_option(parser)
+    store_option(parser, reads=True)
     parser.add_argument("--tol", action="append", default=[], metavar="METRIC=TOL",
                         help="tolerance of a metric: absolute (robust_accuracy=0.01) or relative (nll=5%%); "
                              "METRIC may be KIND:METRIC (attacks:robust_accuracy)")
@@ -123,8 +121,6 @@ def _configure_compare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the comparison as JSON")
 
 
-@command("compare", "compare two runs metric by metric; exit 1 when one regressed beyond its tolerance")(
-    _configure_compare)
 def compare_runs(args: argparse.Namespace, extra: list[str]) -> int:
     policies = Policies.from_args(args.tol, args.direction)
     if args.json:
@@ -148,6 +144,14 @@ def compare_runs(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_REGRESSED if comparison.regressions else 0
 
 
+def add_commands(commands: Commands) -> None:
+    """``runs``, ``show`` and ``compare``, for the store plugin's ``benchtool_register_commands``."""
+    commands.add("runs", "list the stored runs, newest first", runs, _configure_runs)
+    commands.add("show", "print a stored run: its metadata and a leaderboard per suite", show, _configure_show)
+    commands.add("compare", "compare two runs metric by metric; exit 1 when one regressed beyond its tolerance",
+                 compare_runs, _configure_compare)
+
+
 # --- run --resume ---------------------------------------------------------------------------
 
 
@@ -159,9 +163,9 @@ def resume_pytest_args(args: argparse.Namespace, extra: list[str]) -> list[str]:
     if args.suites or given:
         what = ", ".join((["suites"] if args.suites else []) + given)
         raise UsageError(f"--resume {args.resume} re-runs that run's own command line; do not give {what} with it")
-    store_path = resolve_store_path(args.store)
-    with ResultStore(store_path, readonly=True) as store:
+    with sqlite_store(args.store, f"--resume {args.resume}") as store:
         run = store.run(store.resolve(args.resume))
+    store_path = store.path
     if not run.pytest_args:
         raise UsageError(f"run {run.id} stored no command line to resume")
     argv = _without_options(run.pytest_args, RESUME_REPLACED)

@@ -37,6 +37,9 @@ from benchtool.results import CaseResult, Record, check_creatable
 STORE_HELP = ("results database (default: $BENCHTOOL_STORE, else the project's .benchtool/results.db, "
               "looked for from here up to the project root)")
 
+# what the commands that read add (benchtool.store.source.open_source)
+READ_HELP = ("; or SCHEME:PATH for a reader a plugin adds, e.g. json:PATH (or PATH.json): a --bt-json file, "
+             "or a folder of them, each a run")
 STORE_ENV = "BENCHTOOL_STORE"
 DEFAULT_STORE = Path(".benchtool") / "results.db"
 # a folder holding one of these is a project root: the default store is looked for up to it
@@ -142,27 +145,28 @@ def case_key(nodeid: str) -> str:
 
 @dataclass
 class RunInfo:
-    """One stored run and a summary of what it holds."""
+    """One stored run and a summary of what it holds (a reader that knows less leaves the rest
+    at its default)."""
 
     id: str
     started: float
-    ended: float | None
-    status: str
-    exitstatus: int | None
-    sessions: int
-    pid: int | None
-    host: str
-    command: str
-    cwd: str
-    pytest_args: list[str]
-    budget: str
-    seed: int | None
-    device: str
-    device_name: str
-    git_commit: str
-    git_dirty: bool | None
-    versions: dict[str, str]
-    metadata: dict[str, Any]
+    ended: float | None = None
+    status: str = ""
+    exitstatus: int | None = None
+    sessions: int = 1
+    pid: int | None = None
+    host: str = ""
+    command: str = ""
+    cwd: str = ""
+    pytest_args: list[str] = field(default_factory=list)
+    budget: str = ""
+    seed: int | None = None
+    device: str = ""
+    device_name: str = ""
+    git_commit: str = ""
+    git_dirty: bool | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)  # outcome -> number of cases
     records: int = 0
 
@@ -290,7 +294,10 @@ def check_store_for_run(path: Path) -> None:
 
 
 class ResultStore:
-    """A results database file; safe to open from several processes at once."""
+    """A results database file; safe to open from several processes at once. For reading it is a
+    :class:`~benchtool.store.source.ResultSource`."""
+
+    records_only = False  # it keeps case outcomes and run metadata
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, readonly: bool = False) -> None:
         """Open (``create``: or make) the store at ``path``. ``readonly`` opens it for reading
@@ -541,21 +548,7 @@ class ResultStore:
     @_reads
     def resolve(self, spec: str) -> str:
         """A run id from ``spec``: the id, a unique prefix of it, ``latest`` or ``latest~N``."""
-        ids = self.run_ids()
-        if spec == "latest" or spec.startswith("latest~"):
-            back = spec[len("latest~"):] if "~" in spec else "0"
-            if not back.isdigit():
-                raise UsageError(f"invalid run {spec!r}; expected latest or latest~N")
-            if int(back) >= len(ids):
-                raise UsageError(f"run {spec!r}: the store {self.path} holds only {len(ids)} run(s)")
-            return ids[-1 - int(back)]
-        matches = [i for i in ids if i == spec] or [i for i in ids if i.startswith(spec)]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            recent = ", ".join(ids[-5:]) or "(none)"
-            raise UsageError(f"unknown run {spec!r} in {self.path}; expected a run id (recent: {recent}) or latest")
-        raise UsageError(f"run {spec!r} is ambiguous in {self.path}: matches {', '.join(matches)}")
+        return resolve_run_id(spec, self.run_ids(), self.path)
 
     @_reads
     def runs(self, limit: int | None = None) -> list[RunInfo]:
@@ -631,6 +624,25 @@ class ResultStore:
         column = "id" if table == "runs" else "run_id"
         query = f"SELECT COUNT(*) FROM {table}" + (f" WHERE {column} = ?" if run_id else "")
         return int(self._conn.execute(query, (run_id,) if run_id else ()).fetchone()[0])
+
+
+def resolve_run_id(spec: str, ids: list[str], where: Path) -> str:
+    """The run id ``spec`` names among ``ids`` (oldest first): the id, a unique prefix of it,
+    ``latest`` or ``latest~N``; a UsageError naming ``where`` otherwise."""
+    if spec == "latest" or spec.startswith("latest~"):
+        back = spec[len("latest~"):] if "~" in spec else "0"
+        if not back.isdigit():
+            raise UsageError(f"invalid run {spec!r}; expected latest or latest~N")
+        if int(back) >= len(ids):
+            raise UsageError(f"run {spec!r}: the store {where} holds only {len(ids)} run(s)")
+        return ids[-1 - int(back)]
+    matches = [i for i in ids if i == spec] or [i for i in ids if i.startswith(spec)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        recent = ", ".join(ids[-5:]) or "(none)"
+        raise UsageError(f"unknown run {spec!r} in {where}; expected a run id (recent: {recent}) or latest")
+    raise UsageError(f"run {spec!r} is ambiguous in {where}: matches {', '.join(matches)}")
 
 
 def _record_row(case_id: int | None, run_id: str, record: Record) -> tuple[Any, ...]:

@@ -7,7 +7,8 @@ any work), but the run's row is written when its first case finishes, so a ``pyt
 session that records nothing leaves no empty run (and no file) behind. Should the store fail
 in the middle of a run (a full disk), the run goes on: the cases are still reported, written
 to ``--bt-json``, and the summary says how many the store missed. Block it with
-``-p no:store`` or ``BENCHTOOL_DISABLE_PLUGINS=store``.
+``-p no:store`` or ``BENCHTOOL_DISABLE_PLUGINS=store``. It also adds the commands that read the
+store: ``benchtool runs | show | compare`` (:mod:`benchtool.store.commands`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchtool import hookimpl
+from benchtool.commands import Commands
 from benchtool.errors import UsageError
 from benchtool.results import CaseResult
 from benchtool.store.db import PYTEST_INTERRUPTED, ResultStore, check_store_for_run, new_run_id, resolve_store_path
@@ -203,3 +205,24 @@ def benchtool_terminal_summary(config: Any) -> list[str]:
     if session.exitstatus == PYTEST_INTERRUPTED:
         lines.append(f"benchtool: the run was interrupted; run its missing cases with: benchtool run --resume {run}")
     return lines
+
+
+@hookimpl
+def benchtool_register_commands(commands: Commands) -> None:
+    from benchtool.store.commands import (
+        add_commands,  # the readers' imports, only when the CLI starts
+    )
+
+    add_commands(commands)
+
+
+@hookimpl
+def benchtool_register_result_sources(sources: dict[str, Any]) -> None:
+    sources["json"] = _json_records  # --store json:PATH (or PATH.json)
+
+
+def _json_records(path: str) -> Any:
+    """The ``--bt-json`` files at ``path`` (:class:`~benchtool.store.json_source.JsonRecords`)."""
+    from benchtool.store.json_source import JsonRecords
+
+    return JsonRecords(path)

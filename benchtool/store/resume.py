@@ -14,7 +14,8 @@ import pytest
 
 from benchtool.errors import UsageError
 from benchtool.results import CaseResult
-from benchtool.store.db import ResultStore, case_key, resolve_store_path
+from benchtool.store.db import case_key
+from benchtool.store.source import sqlite_store
 
 STORE_PLUGIN = "store"
 
@@ -25,8 +26,8 @@ class ResumeFilter:
     def __init__(self, config: Any, host: Any) -> None:
         if STORE_PLUGIN not in host.sources:
             raise UsageError(f"--bt-resume needs the results store plugin {STORE_PLUGIN!r}, which is blocked here")
-        self.store_path = resolve_store_path(config.options.get("store"))
-        with ResultStore(self.store_path, readonly=True) as store:
+        with sqlite_store(config.options.get("store"), "--bt-resume") as store:
+            self.store_path = store.path
             run = store.run(store.resolve(config.options["resume"]))
             same = (("--bt-budget", run.budget, config.budget), ("--bt-seed", run.seed, config.seed))
             for option, stored, now in same:
