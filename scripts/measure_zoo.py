@@ -1,6 +1,6 @@
 """Measure the zoo: train time, test accuracy (with its 95% Wilson interval), cached-load time
-and, with ``--robust N``, PGD (and for ``lenet-randomized`` also EOT) robust accuracy at the
-dataset's reference eps on N test examples.
+and, with ``--robust N``, PGD (and for ``lenet-randomized`` also ``eot-pgd``, EOT over its
+draws) robust accuracy at the dataset's reference eps on N test examples.
 
 Usage: python scripts/measure_zoo.py [--device cpu|cuda] [--budgets small,default] [--models lenet,resnet20]
                                     [--datasets digits,fashion-mnist] [--threads 1] [--cache DIR]
@@ -90,7 +90,7 @@ def measure(spec, bundle, budget: str, device: torch.device, cache: Path, robust
     print(f"{spec.name:16} {bundle.info.name:15} {budget:8} train {trained_s:7.2f}s (cpu {cpu_s:6.2f}s)  "
           f"cached load {cached_s:6.3f}s  {figure}", flush=True)
     if robust and bundle.info.task == "classification":
-        attacks = ["pgd", "eot"] if spec.name == "lenet-randomized" else ["pgd"]
+        attacks = ["pgd", "eot-pgd"] if spec.name == "lenet-randomized" else ["pgd"]
         for attack in attacks:
             print(f"{'':16} {'':15} {budget:8} {robust_line(attack, model, bundle, budget, robust, device)}",
                   flush=True)
@@ -100,10 +100,10 @@ def robust_line(attack_name: str, model, bundle, budget: str, n: int, device: to
     """Robust accuracy of ``attack_name`` (at the run budget) at the dataset's reference eps on
     the suites' seeded subset of ``n`` test examples, with its 95% interval."""
     from benchtool.harness.robustness import evaluate as attack_evaluate
-    from benchtool_attacks.eot import EOT
+    from benchtool_attacks.eot import EOTPGD
     from benchtool_attacks.pgd import PGD
 
-    attack = {"pgd": PGD, "eot": EOT}[attack_name]().at_budget(budget)
+    attack = {"pgd": PGD, "eot-pgd": EOTPGD}[attack_name]().at_budget(budget)
     order = torch.randperm(len(bundle.test), generator=torch.Generator().manual_seed(0))[:n]
     x, y = bundle.test.x[order].to(device), bundle.test.y[order].to(device)
     eps = bundle.info.attack_eps

@@ -14,7 +14,8 @@ from benchtool.harness.robustness import evaluate
 from benchtool_attacks._common import uniform_l2
 from benchtool_attacks.cw_l2 import CarliniWagnerL2
 from benchtool_attacks.deepfool import DeepFool
-from benchtool_attacks.eot import EOT, RandomTransformations
+from benchtool.models.nets import RandomizedInput, RandomResizePad
+from benchtool_attacks.eot import EOT, EOTPGD, ExpectedPrediction, RandomTransformations, draws_randomly
 from benchtool_attacks.fgsm import FGSM
 from benchtool_attacks.pgd import PGD
 from benchtool_attacks.pgd_l2 import PGDL2
@@ -111,6 +112,26 @@ def test_eot_with_the_identity_distribution_is_pgd(blobs):
     eot = EOT(samples=1, random_start=False, **still)(model, x, y, 0.2, bounds=BOUNDS).x_adv
     pgd = PGD(random_start=False)(model, x, y, 0.2, bounds=BOUNDS).x_adv
     assert (eot - pgd).abs().max().item() <= 1e-6
+
+
+def test_eot_pgd_on_a_deterministic_model_is_pgd_exactly(blobs):
+    model, x, y = blobs
+    assert not draws_randomly(model, x)
+    eot = EOTPGD(samples=10)(model, x, y, 0.2, bounds=BOUNDS).x_adv
+    assert torch.equal(eot, PGD()(model, x, y, 0.2, bounds=BOUNDS).x_adv)
+
+
+def test_eot_pgd_attacks_a_randomized_models_mean_prediction(blobs):
+    model, x, y = blobs
+    randomized = RandomizedInput(RandomResizePad((1, 6, 6), BOUNDS, min_scale=0.5), model).eval()
+    assert draws_randomly(randomized, x)
+    expected = ExpectedPrediction(randomized, 7)(x)
+    assert torch.allclose(expected.exp().sum(1), torch.ones(len(x)))
+    copies = torch.softmax(randomized(x.repeat(7, 1, 1, 1)), 1).reshape(7, len(x), -1).mean(0)
+    assert torch.allclose(expected.exp(), copies, atol=1e-6)  # the copies are the draws it averages
+    one, many = EOTPGD(samples=1)(randomized, x, y, 0.2, bounds=BOUNDS), EOTPGD()(randomized, x, y, 0.2, bounds=BOUNDS)
+    assert not torch.equal(one.x_adv, many.x_adv)
+    assert (many.x_adv - x).abs().max() <= 0.2 + 1e-6
 
 
 def test_transformations_are_seeded_and_bounded():

@@ -131,15 +131,28 @@ def test_adversarial_training_resists() -> None:
 
 
 def test_randomization_masks_gradients() -> None:
-    cid = "athalye2018-randomization-masks-gradients"
-    missing = only(robustness, cid, attack("pgd", "lenet", 0.98, 0.0) + attack("eot", "lenet", 0.98, 0.0))
+    cid, eot = "athalye2018-randomization-masks-gradients", "eot-pgd"
+    missing = only(robustness, cid, attack("pgd", "lenet", 0.98, 0.0) + attack(eot, "lenet", 0.98, 0.0))
     assert missing.verdict == INCONCLUSIVE and "lenet-randomized" in missing.evidence
-    held = attack("pgd", "lenet-randomized", 0.95, 0.7) + attack("eot", "lenet-randomized", 0.95, 0.05)
+    held = attack("pgd", "lenet-randomized", 0.95, 0.7) + attack(eot, "lenet-randomized", 0.95, 0.05)
     assert only(robustness, cid, held).verdict == REPRODUCED
-    failed = attack("pgd", "lenet-randomized", 0.95, 0.1, 1000) + attack("eot", "lenet-randomized", 0.95, 0.1, 1000)
+    failed = attack("pgd", "lenet-randomized", 0.95, 0.1, 1000) + attack(eot, "lenet-randomized", 0.95, 0.1, 1000)
     assert only(robustness, cid, failed).verdict == NOT_REPRODUCED
-    few = attack("pgd", "lenet-randomized", 1, 0.5, 8) + attack("eot", "lenet-randomized", 1, 0.3, 8)
+    few = attack("pgd", "lenet-randomized", 1, 0.5, 8) + attack(eot, "lenet-randomized", 1, 0.3, 8)
     assert only(robustness, cid, few).verdict == INCONCLUSIVE
+    # significant and large, but EOT keeps more than half of PGD's robust accuracy
+    partly = attack("pgd", "lenet-randomized", 0.95, 0.5, 1000) + attack(eot, "lenet-randomized", 0.95, 0.3, 1000)
+    partial = only(robustness, cid, partly)
+    assert partial.verdict == NOT_REPRODUCED and "less than half" in partial.evidence
+
+
+def test_randomization_is_decided_at_the_datasets_reference_eps() -> None:
+    cid, model = "athalye2018-randomization-masks-gradients", "lenet-randomized"
+    at_reference = attack("pgd", model, 0.95, 0.6, 1000, eps=0.1) + attack("eot-pgd", model, 0.95, 0.1, 1000, eps=0.1)
+    at_headline = attack("pgd", model, 0.95, 0.1, 1000) + attack("eot-pgd", model, 0.95, 0.1, 1000)
+    decided = only(robustness, cid, at_reference + at_headline)  # digits' reference eps is 0.1
+    assert decided.verdict == REPRODUCED and decided.evidence.startswith("eps 0.1 ")
+    assert only(robustness, cid, at_headline).evidence.startswith("eps 0.2 ")  # smoke runs have no 0.1
 
 
 # --- Athalye et al. 2018 (transformations) ---------------------------------------------------

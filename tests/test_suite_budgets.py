@@ -128,7 +128,7 @@ def test_small_is_a_smoke_test_that_reaches_every_plugin(
     robustness = sorted(c for c in cells if c.startswith("test_robust_accuracy["))
     attacks = host.registry.names("attacks")
     assert robustness == sorted([f"test_robust_accuracy[{a}-lenet-digits]" for a in attacks] + [
-        "test_robust_accuracy[fgsm-lenet-at-digits]", "test_robust_accuracy[eot-lenet-randomized-digits]",
+        "test_robust_accuracy[fgsm-lenet-at-digits]", "test_robust_accuracy[eot-pgd-lenet-randomized-digits]",
         "test_robust_accuracy[pgd-lenet-randomized-digits]"])
     assert [c for c in cells if c.startswith("test_pgd_not_weaker")] == ["test_pgd_not_weaker_than_fgsm[lenet-digits]"]
     assert [c for c in cells if c.startswith("test_memorization")] == ["test_memorization[mlp-digits]"]
