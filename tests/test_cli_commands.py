@@ -3,6 +3,7 @@ third-party plugin adds one, a clash or a crash is that plugin's failure and ``-
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -87,3 +88,20 @@ def test_a_crashing_registration_is_reported_and_help_still_works(tmp_path: Path
     warning, = result.stderr.splitlines()
     assert warning.startswith("benchtool: warning: plugin 'zoo-crash' failed to register: "
                               "benchtool_register_commands raised RuntimeError: commands exploded")
+
+
+def test_compare_judges_an_installed_plugins_metric_by_its_direction(tmp_path: Path) -> None:
+    """Every command loads the installed plugins, so ``compare`` knows the metrics they catalogue
+    (``benchtool_register_metrics``): ``zoo_margin`` is lower-is-better, and rising is a regression."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for run, margin in (("base", 1.0), ("cand", 2.0)):
+        record = {"suite": "zoo", "case": "test_margin[lenet]", "kind": "", "plugin": "", "model": "lenet",
+                  "dataset": "digits", "params": {}, "metric": "zoo_margin", "value": margin, "unit": "px",
+                  "seed": 0, "device": "cpu", "series": None}
+        (runs / f"{run}.json").write_text(json.dumps([record]))
+    plain = benchtool("compare", "base", "cand", "--store", f"json:{runs}", env=dict(os.environ))
+    assert plain.returncode == 0 and "not in the catalog" in plain.stdout, plain.stdout + plain.stderr
+    env = installed(tmp_path / "site", {"zoo-metrics": "zoo_metrics"}, module=ZOO / "zoo_metrics.py")
+    judged = benchtool("compare", "base", "cand", "--store", f"json:{runs}", env=env)
+    assert judged.returncode == 1 and "REGRESSED" in judged.stdout, judged.stdout + judged.stderr
