@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 
 from benchtool.cli import main
 from benchtool.report.chromium import check_rendering, find_chromium, screenshot
-from benchtool.report.figures import series_plans, shift_box_plans, sweep_plans
+from benchtool.report.figures import draw, draw_boxes, series_plans, shift_box_plans, suite_colors, sweep_plans
 from benchtool.report.html import render_report
 from benchtool.results import CaseResult, Record
 from benchtool.store.db import ResultStore
@@ -226,6 +227,26 @@ def test_shift_intensities_are_boxes_per_intensity_and_estimator(report_store: P
     (compared,) = shift_box_plans([("run-weak", records), ("run-base", records)])
     assert compared.box_count("accuracy", "run-base") == 18  # the baseline's boxes, drawn dashed
     assert "18 boxes per panel); test: the clean test split; run-weak solid, run-base dashed" in compare_html
+
+
+def test_a_plugin_keeps_its_colour_in_every_figure_of_its_suite(report_store: Path) -> None:
+    """One colour map per suite over all its figures: an estimator drawn in the curves and in
+    the shift boxes, or an attack in two sweeps, has one colour everywhere."""
+    runs = [("run-base", load_result_set("run-base", report_store).records)]
+    plans, boxes = series_plans(runs) + sweep_plans(runs), shift_box_plans(runs)
+    colors = suite_colors(plans, boxes)
+    drawn: dict[tuple[str, str], set[str]] = {}
+    for plan in plans:
+        for ax in draw(plan, ["run-base"], colors[plan.suite]).axes:
+            for line in ax.get_lines():
+                if line.get_label() in colors[plan.suite]:
+                    drawn.setdefault((plan.suite, line.get_label()), set()).add(line.get_color())
+    assert len({label for _, label in drawn}) >= 3
+    assert all(found == {colors[suite][label]} for (suite, label), found in drawn.items()), drawn
+    (box,) = boxes
+    edges = {to_hex(p.get_edgecolor()) for ax in draw_boxes(box, ["run-base"], colors[box.suite]).axes
+             for p in ax.patches}
+    assert {colors["uncertainty"][e] for e in ("softmax", "mc-dropout", "deep-ensemble")} <= edges
 
 
 def test_seed_interval_is_student_t() -> None:

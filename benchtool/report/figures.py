@@ -42,7 +42,7 @@ import re
 import textwrap
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -536,16 +536,17 @@ def _box_stats(values: list[float]) -> dict[str, float]:
     return {"whislo": low, "q1": q1, "med": median, "q3": q3, "whishi": high}
 
 
-def draw_boxes(plan: BoxPlan, run_labels: Sequence[str]) -> MplFigure:
+def draw_boxes(plan: BoxPlan, run_labels: Sequence[str], colors: Mapping[str, str] | None = None) -> MplFigure:
     """A panel per metric: per group (test, intensities) a box per estimator, side by side,
-    one colour per estimator; a second run's boxes dashed and unfilled over the first's."""
+    one colour per estimator (``colors``, else the plan's own); a second run's boxes dashed and
+    unfilled over the first's."""
     metrics = list(plan.metrics)
     cols = min(2, len(metrics))
     rows = math.ceil(len(metrics) / cols)
     fig = MplFigure(figsize=(5.6 * cols, 3.6 * rows + 0.5))
     axes = fig.subplots(rows, cols, squeeze=False)
-    colors = label_colors(label for runs in plan.metrics.values() for boxes in runs.values() for label in boxes)
-    labels = list(colors)
+    labels = sorted(_box_labels(plan), key=_natural)
+    colors = colors or label_colors(labels)
     width = 0.8 / max(1, len(labels))
     for ax, metric in zip(axes.flat, metrics):
         for run_index, run_label in enumerate(run_labels):
@@ -633,20 +634,33 @@ def label_colors(labels: Iterable[str]) -> dict[str, str]:
     return {label: to_hex(cmap(i / (len(ordered) - 1))) for i, label in enumerate(ordered)}
 
 
-def _colors(plan: FigurePlan) -> dict[str, str]:
-    """One colour per line label across panels and runs."""
-    return label_colors(line.label for panel in plan.panels.values()
-                        for lines in panel.lines.values() for line in lines)
+def _line_labels(plan: FigurePlan) -> set[str]:
+    return {line.label for panel in plan.panels.values() for lines in panel.lines.values() for line in lines}
 
 
-def draw(plan: FigurePlan, run_labels: Sequence[str]) -> MplFigure:
+def _box_labels(plan: BoxPlan) -> set[str]:
+    return {label for runs in plan.metrics.values() for boxes in runs.values() for label in boxes}
+
+
+def suite_colors(plans: Iterable[FigurePlan], boxes: Iterable[BoxPlan]) -> dict[str, dict[str, str]]:
+    """Per suite, one colour per label over all of its figures: a plugin keeps its colour in
+    every panel and figure of its suite."""
+    labels: dict[str, set[str]] = defaultdict(set)
+    for plan in plans:
+        labels[plan.suite] |= _line_labels(plan)
+    for box in boxes:
+        labels[box.suite] |= _box_labels(box)
+    return {suite: label_colors(names) for suite, names in labels.items()}
+
+
+def draw(plan: FigurePlan, run_labels: Sequence[str], colors: Mapping[str, str] | None = None) -> MplFigure:
     """A matplotlib figure for a plan: panels in a grid; the first run solid, the second dashed."""
     panels = [plan.panels[k] for k in sorted(plan.panels)]
     cols = min(MAX_PANEL_COLUMNS, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig = MplFigure(figsize=(4.6 * cols, 3.5 * rows + 0.4))
     axes = fig.subplots(rows, cols, squeeze=False)
-    colors = _colors(plan)
+    colors = colors or label_colors(_line_labels(plan))
     for ax, panel in zip(axes.flat, panels):
         _draw_panel(ax, plan, panel, run_labels, colors)
     for ax in list(axes.flat)[len(panels):]:
@@ -797,17 +811,20 @@ def render_figures(runs: Sequence[tuple[str, Sequence[Record]]]) -> list[Rendere
     curves = series_plans(runs)
     plans = [split_crowded(plan) for plan in curves + sweep_plans(runs, {(p.suite, p.metric) for p in curves})]
     plans.sort(key=lambda p: p.suite)
+    boxes = shift_box_plans(runs)
+    colors = suite_colors(plans, boxes)
     rendered = []
     for plan in plans:
         if not any(panel.lines for panel in plan.panels.values()):
             continue
-        fig = draw(plan, labels)
+        fig = draw(plan, labels, colors[plan.suite])
         title = f"{plan.suite}: {plan.metric}"
         if sum((p.suite, p.metric) == (plan.suite, plan.metric) for p in plans) > 1:
             title += f" ({plan.x_label})"  # e.g. one figure per norm: eps (linf), eps (l2)
         rendered.append(RenderedFigure(plan.suite, title, _caption(plan, labels), to_data_url(fig)))
-    for box in shift_box_plans(runs):
+    for box in boxes:
         title = f"{box.suite}: shift_intensity" + (f" ({box.panel})" if box.panel else "")
-        rendered.append(RenderedFigure(box.suite, title, _box_caption(box, labels), to_data_url(draw_boxes(box, labels))))
+        figure = draw_boxes(box, labels, colors[box.suite])
+        rendered.append(RenderedFigure(box.suite, title, _box_caption(box, labels), to_data_url(figure)))
     rendered.sort(key=lambda f: f.suite)  # stable: each suite's figures keep their order
     return rendered
