@@ -12,6 +12,7 @@ with it against its parent (``.ci/run``; ``benchmarks/README.md``, "The CI speed
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ from typing import Any
 from benchtool import hookimpl
 from benchtool.commands import Commands
 from benchtool.errors import UsageError
+from benchtool.git import git
 from benchtool.tables import format_table
 
 WORKING_TREE = "."  # bench-compare's name for the checkout as it is, uncommitted changes included
@@ -112,22 +114,14 @@ class FailRule:
         return cls(stat, fraction)
 
 
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise UsageError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip().splitlines()[-1:]}")
-    return done.stdout.strip()
-
-
 def resolve_revision(repo: Path, rev: str) -> str:
     if rev == WORKING_TREE:
         return WORKING_TREE
-    done = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                          capture_output=True, text=True, timeout=60)
-    if done.returncode != 0:
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", timeout=60)
+    except UsageError:
         raise UsageError(f"unknown revision {rev!r} in {repo}; expected a commit, branch or tag, or '.' "
-                         "for the working tree")
-    return done.stdout.strip()
+                         "for the working tree") from None
 
 
 def run_benchmarks(tree: Path, benchmarks: str, output: Path, extra: list[str],
@@ -234,7 +228,7 @@ def bench_compare(args: argparse.Namespace, extra: list[str]) -> int:
         raise UsageError(f"invalid --rounds {args.rounds}; expected 1 or more")
     if args.confirm < 0:
         raise UsageError(f"invalid --confirm {args.confirm}; expected 0 or more")
-    repo = Path(_git(Path(args.repo), "rev-parse", "--show-toplevel"))
+    repo = Path(git(Path(args.repo), "rev-parse", "--show-toplevel"))
     revisions = [resolve_revision(repo, args.rev_a), resolve_revision(repo, args.rev_b)]
     best: list[dict[str, float]] = [{}, {}]
     confirmed: list[str] = []  # the benchmarks given the --confirm rounds
@@ -270,8 +264,8 @@ def bench_compare(args: argparse.Namespace, extra: list[str]) -> int:
         finally:
             for tree, rev in zip(trees, revisions):
                 if rev != WORKING_TREE:
-                    subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
-                                   capture_output=True, timeout=120)
+                    with contextlib.suppress(UsageError):  # cleanup: what is left, git worktree prune removes
+                        git(repo, "worktree", "remove", "--force", str(tree))
     changes = judge_benchmarks(best[0], best[1], rule)
     if not changes:
         raise UsageError(f"no benchmark ran in either revision ({args.benchmarks} with the options given); "
@@ -303,5 +297,5 @@ def _checkout(repo: Path, rev: str, target: Path) -> Path:
     """A detached worktree of ``rev`` (the repository itself for the working tree)."""
     if rev == WORKING_TREE:
         return repo
-    _git(repo, "worktree", "add", "--detach", "--quiet", str(target), rev)
+    git(repo, "worktree", "add", "--detach", "--quiet", str(target), rev)
     return target

@@ -127,3 +127,10 @@ def describe_error(error: BaseException) -> str:
     if match := _TRIED_SIZE.search(text):
         return f"out of memory, tried to allocate {match.group(1)}"
     return "out of memory" + (f": {text.splitlines()[0][:200]}" if text else "")
+
+
+def last_line(text: object, limit: int = 300) -> str:
+    """The last non-blank line of ``text`` (an error's output, a report), stripped and cut to
+    ``limit`` characters: where a traceback or a tool says what finally went wrong."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1][:limit] if lines else ""

@@ -15,7 +15,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from benchtool.errors import UsageError
+from benchtool.errors import UsageError, last_line
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,7 @@ class Outcome:
 
 def describe_failure(exc: BaseException) -> str:
     """One line naming what went wrong (the exception type and its message's last line)."""
-    lines = traceback.format_exception_only(type(exc), exc)
-    text = " ".join(line.strip() for line in lines if line.strip())
-    return text.splitlines()[-1] if text else repr(exc)
+    return last_line(" ".join(traceback.format_exception_only(type(exc), exc)), limit=10_000) or repr(exc)
 
 
 class Executor(ABC):

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from benchtool.errors import last_line
 from benchtool.executors.base import Executor, Resources, describe_failure
 
 GROUP_MARK = "xdist_group"
@@ -80,16 +81,11 @@ class _BatchWorkerPlugin:
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self.result.problem = f"collecting {report.nodeid or 'the suites'} failed: {_last_line(report.longrepr)}"
+            self.result.problem = f"collecting {report.nodeid or 'the suites'} failed: {last_line(report.longrepr)}"
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         assert self.config is not None
         self.result.reports.append(self.config.hook.pytest_report_to_serializable(config=self.config, report=report))
-
-
-def _last_line(text: object) -> str:
-    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
 
 
 def run_cell_batch(batch: CellBatch) -> BatchResult:
@@ -109,7 +105,7 @@ def run_cell_batch(batch: CellBatch) -> BatchResult:
     result = plugin.result
     result.exit_code = int(code)
     if code in WORKER_FAILURE_CODES and not result.problem:
-        result.problem = f"pytest exited with code {int(code)}: {_last_line(output.getvalue())}"
+        result.problem = f"pytest exited with code {int(code)}: {last_line(output.getvalue())}"
     return result
 
 

@@ -17,7 +17,6 @@ import importlib.metadata
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -28,6 +27,7 @@ from typing import Any
 from benchtool import hookimpl
 from benchtool.commands import Commands
 from benchtool.errors import UsageError
+from benchtool.git import git
 from benchtool.results import CaseResult
 from benchtool.store.db import PYTEST_INTERRUPTED, ResultStore, check_store_for_run, new_run_id, resolve_store_path
 
@@ -126,11 +126,11 @@ def editable_source() -> Path | None:
 
 
 def _git(cwd: str, *args: str) -> str:
+    """git's output, or "" where there is no repository or no git: metadata is best effort."""
     try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+        return git(cwd, *args, timeout=10)
+    except UsageError:
         return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 @hookimpl(tryfirst=True)
