@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from benchtool.kernels import StreamingPredictive, predictive_stats
 from benchtool.kernels import _backends
 from benchtool.kernels._arrays import ArrayKind, check_probabilities
+from benchtool.kernels._cpu import FOLD_EVERY
 from benchtool.kernels._backends import TORCH
 from benchtool.kernels._cpu import FOLD_EVERY
 from benchtool.kernels.reference import predictive_stats_reference
@@ -106,6 +107,20 @@ def test_streaming_across_many_blocks(shape, seed, chunks) -> None:
         assert_streamed_equals_fused(acc.compute(), probs)
         acc.reset()
         assert acc.count == 0
+
+
+@pytest.mark.parametrize("first", [1, 7, 8, 16])
+def test_the_first_chunk_sets_how_blocks_group_their_passes(first: int) -> None:
+    """Fed chunks of >= FOLD_EVERY passes from the start, every block's groups align with the
+    chunks (nothing waits in the ring); fed fewer, they are offset per block. Either way, over
+    many blocks and a last partial group, the statistics are the fused kernel's."""
+    probs = make_probs(np.random.default_rng(first), (30, 3800, 10), "zeros", np.float32)
+    acc = StreamingPredictive(3800, 10)
+    acc.update(probs[:first], validate=False)
+    assert acc._state.spread == (first < FOLD_EVERY)
+    for start in range(first, 30, 8):
+        acc.update(probs[start : start + 8], validate=False)
+    assert_streamed_equals_fused(acc.compute(), probs)
 
 
 def assert_streamed_equals_fused(streamed: object, probs: np.ndarray) -> None:

@@ -41,6 +41,7 @@ class PredictiveState:
     m2: Any  # (N, C): sum of squared deviations from the running mean
     neg_plogp: Any  # (N,): -sum over passes and classes of p*log(p)
     ring: Any = None  # CPU: ((FOLD_EVERY-1)*N*C,) copies of each block's not yet merged passes
+    spread: bool = True  # CPU: blocks' groups offset (fed a pass at a time) or aligned (fed chunks)
 
 
 class Backend(Protocol):
@@ -97,10 +98,12 @@ class CpuBackend:
         :func:`benchtool.kernels._cpu.streaming_update`)."""
         t, n, c = chunk.shape
         chunk = chunk.astype(state.ring.dtype, copy=False)
+        if state.count == 0:  # the first chunk sets the groups: aligned with chunks of >= FOLD_EVERY passes
+            state.spread = t < _cpu.FOLD_EVERY
         with _cpu.threads_for(chunk.size):
             _cpu.streaming_update(
                 chunk.reshape(-1), t, n, c, state.count, state.ring,
-                state.mean.reshape(-1), state.m2.reshape(-1), state.neg_plogp,
+                state.mean.reshape(-1), state.m2.reshape(-1), state.neg_plogp, state.spread,
             )
         state.count += t
 
@@ -116,7 +119,7 @@ class CpuBackend:
         with _cpu.threads_for(state.mean.size):
             _cpu.streaming_finalize(
                 state.count, n, c, state.ring, state.mean.reshape(-1), state.m2.reshape(-1),
-                state.neg_plogp, *(o.reshape(-1) for o in outs),
+                state.neg_plogp, state.spread, *(o.reshape(-1) for o in outs),
             )
         return outs
 

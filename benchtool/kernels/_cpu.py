@@ -206,10 +206,12 @@ def _merge_passes(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(inline="always", cache=True)
-def _block_phase(block):  # type: ignore[no-untyped-def]
-    """How many passes block ``block``'s groups are offset by, in streaming: neighbouring
-    blocks complete their groups on different calls."""
-    return block % FOLD_EVERY
+def _block_phase(block, spread):  # type: ignore[no-untyped-def]
+    """How many passes block ``block``'s groups are offset by, in streaming. Spread: neighbouring
+    blocks complete their groups on different calls (a stream fed a pass at a time). Else 0:
+    every block's groups are aligned with chunks of FOLD_EVERY passes, so a stream fed such
+    chunks merges them straight from the input and copies nothing into the ring."""
+    return block % FOLD_EVERY if spread else 0
 
 
 @numba.njit(inline="always", cache=True)
@@ -373,26 +375,28 @@ def fused_predictive(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
-def streaming_update(flat, n_pass, n, c, count0, ring, mean, m2, neg_plogp):  # type: ignore[no-untyped-def]
+def streaming_update(flat, n_pass, n, c, count0, ring, mean, m2, neg_plogp, spread):  # type: ignore[no-untyped-def]
     """Add ``n_pass`` passes to the streaming state after ``count0`` earlier ones.
 
-    Block b's groups are offset by :func:`_block_phase` passes, so a call with one pass merges
-    about one block in FOLD_EVERY (the log work, reading the block's ring) while it copies the
-    others into the ring (memory traffic only): work and traffic are spread evenly over the
-    calls instead of every FOLD_EVERY-th call doing all the merging.
+    With ``spread``, block b's groups are offset by :func:`_block_phase` passes, so a call with
+    one pass merges about one block in FOLD_EVERY (the log work, reading the block's ring) while
+    it copies the others into the ring (memory traffic only): work and traffic are spread evenly
+    over the calls instead of every FOLD_EVERY-th call doing all the merging. Without it the
+    groups are aligned, for a stream fed chunks of FOLD_EVERY passes or more.
     """
     rows_per_block = max(1, BLOCK_ELEMENTS // c)
     for b in prange((n + rows_per_block - 1) // rows_per_block):
         r0, r1 = _row_block(b, rows_per_block, n)
         e0, e1 = r0 * c, r1 * c
         _advance_block(
-            flat, n_pass, n * c, e0, count0, _block_phase(b), False, ring, c, mean[e0:e1], m2[e0:e1], neg_plogp[r0:r1]
+            flat, n_pass, n * c, e0, count0, _block_phase(b, spread), False, ring, c, mean[e0:e1], m2[e0:e1],
+            neg_plogp[r0:r1],
         )
 
 
 @numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def streaming_finalize(  # type: ignore[no-untyped-def]
-    count, n, c, ring, mean, m2, neg_plogp, mean_out, var_out, ent_out, exp_out, mi_out
+    count, n, c, ring, mean, m2, neg_plogp, spread, mean_out, var_out, ent_out, exp_out, mi_out
 ):
     """The five statistics of the ``count`` passes in the streaming state (left unchanged:
     each block's pending group is merged into copies of its mean/M2)."""
@@ -403,7 +407,7 @@ def streaming_finalize(  # type: ignore[no-untyped-def]
         e0, e1 = r0 * c, r1 * c
         block_mean, block_m2 = mean[e0:e1].copy(), m2[e0:e1].copy()
         block_neg = neg_plogp[r0:r1].copy()
-        slot, start = _group_slots(count - 1, _block_phase(b))
+        slot, start = _group_slots(count - 1, _block_phase(b, spread))
         if slot < FOLD_EVERY - 1:  # the last group is still in the ring
             before = count - (slot + 1 - start)
             _merge_passes(ring, start, slot + 1, ring, 0, 0, stride, e0, before, c, block_mean, block_m2, block_neg)
