@@ -380,19 +380,13 @@ def _collect_registrations(host: Host) -> None:
         problems: list[tuple[str, str]] = []  # (rule or "", detail)
         attempted: list[tuple[str, str]] = []  # (kind, name) of every add, kept or not
         for spec in KINDS.values():
-            for impl in getattr(host.pm.hook, spec.hook).get_hookimpls():
-                if impl.plugin is not plugin:
-                    continue
-                registrar = Registrar(staged, spec, source)
-                try:
-                    impl.function(registry=registrar)
-                except Exception as exc:  # noqa: BLE001 - the plugin's own error
-                    problems.append(("", f"{spec.hook} raised {describe_exception(exc)}"))
-                problems += [(v.rule, v.detail) for v in registrar.problems]
-                attempted += [(spec.kind, n) for n in registrar.attempted]
+            registrar = Registrar(staged, spec, source)
+            _call_own(host, spec.hook, plugin, problems, registry=registrar)
+            problems += [(v.rule, v.detail) for v in registrar.problems]
+            attempted += [(spec.kind, n) for n in registrar.attempted]
         metrics = _plugin_metrics(host, plugin, problems)
         staged_commands = _staged_commands(host, plugin, name, problems)
-        staged_sources = _staged_result_sources(host, plugin, name, problems)
+        staged_sources = _staged_result_sources(host, plugin, problems)
         for entry in staged.all_entries():
             taken = host.registry.find(entry.kind, entry.name)
             if taken is not None:
@@ -419,21 +413,34 @@ def _collect_registrations(host: Host) -> None:
         host.result_sources.update({scheme: (name, factory) for scheme, factory in staged_sources.items()})
 
 
+def _own_impl(host: Host, hook: str, plugin: Any) -> Any:
+    """``plugin``'s implementation of ``hook`` (pluggy allows one per plugin), or None."""
+    return next((impl for impl in getattr(host.pm.hook, hook).get_hookimpls() if impl.plugin is plugin), None)
+
+
+def _call_own(host: Host, hook: str, plugin: Any, problems: list[tuple[str, str]], **arguments: Any) -> bool:
+    """Call ``plugin``'s implementation of registration hook ``hook``, if it has one, with the
+    ``arguments`` it takes (as pluggy would); what it raises goes to ``problems``. Whether it has one."""
+    impl = _own_impl(host, hook, plugin)
+    if impl is None:
+        return False
+    try:
+        impl.function(**{key: value for key, value in arguments.items() if key in impl.argnames})
+    except Exception as exc:  # noqa: BLE001 - the plugin's own error (a metric name already taken, ...)
+        problems.append(("", f"{hook} raised {describe_exception(exc)}"))
+    return True
+
+
 def _plugin_metrics(host: Host, plugin: Any, problems: list[tuple[str, str]]) -> list[MetricSpec]:
     """The metric specs ``plugin`` catalogues in its ``benchtool_register_metrics``, staged in a
     copy of the default catalog (so a name already taken there, by the built-ins or an earlier
     plugin, is its problem); the caller commits them with the plugin's other registrations."""
-    impls = [impl for impl in host.pm.hook.benchtool_register_metrics.get_hookimpls() if impl.plugin is plugin]
-    if not impls:
+    if _own_impl(host, "benchtool_register_metrics", plugin) is None:
         return []
     from benchtool.metrics.catalog import CATALOG, MetricCatalog  # imported only for a plugin with metrics
 
     staged = MetricCatalog(CATALOG, CATALOG.families)
-    for impl in impls:
-        try:
-            impl.function(catalog=staged)
-        except Exception as exc:  # noqa: BLE001 - the plugin's own error, or a metric name already taken
-            problems.append(("", f"benchtool_register_metrics raised {describe_exception(exc)}"))
+    _call_own(host, "benchtool_register_metrics", plugin, problems, catalog=staged)
     return [spec for spec in staged if CATALOG.get(spec.name) != spec]
 
 
@@ -442,17 +449,11 @@ def _origin(source: PluginSource) -> str:
         f"distribution {source.distribution} {source.version}"
 
 
-def _staged_result_sources(host: Host, plugin: Any, name: str, problems: list[tuple[str, str]]) -> dict[str, Any]:
+def _staged_result_sources(host: Host, plugin: Any, problems: list[tuple[str, str]]) -> dict[str, Any]:
     """The ``--store SCHEME:PATH`` readers ``plugin`` adds; a bad one, or a scheme an earlier
     plugin has, goes to ``problems``."""
     staged: dict[str, Any] = {}
-    for impl in host.pm.hook.benchtool_register_result_sources.get_hookimpls():
-        if impl.plugin is not plugin:
-            continue
-        try:
-            impl.function(**({"sources": staged} if "sources" in impl.argnames else {}))
-        except Exception as exc:  # noqa: BLE001 - the plugin's own error
-            problems.append(("", f"benchtool_register_result_sources raised {describe_exception(exc)}"))
+    _call_own(host, "benchtool_register_result_sources", plugin, problems, sources=staged)
     for scheme, factory in staged.items():
         if not (isinstance(scheme, str) and SOURCE_SCHEME.fullmatch(scheme)) or not callable(factory):
             problems.append(("", f"result source {scheme!r}: {factory!r}; expected a lower-case scheme of two or "
@@ -469,14 +470,8 @@ def _staged_commands(host: Host, plugin: Any, name: str, problems: list[tuple[st
     arguments declared once on a scratch parser; a crash, or a name the CLI or an earlier
     plugin has, goes to ``problems``."""
     staged = Commands(name)
-    for impl in host.pm.hook.benchtool_register_commands.get_hookimpls():
-        if impl.plugin is not plugin:
-            continue
+    if _call_own(host, "benchtool_register_commands", plugin, problems, commands=staged):
         host.command_plugins.add(name)
-        try:
-            impl.function(**({"commands": staged} if "commands" in impl.argnames else {}))
-        except Exception as exc:  # noqa: BLE001 - the plugin's own error
-            problems.append(("", f"benchtool_register_commands raised {describe_exception(exc)}"))
     for command in staged:
         try:
             command.configure(argparse.ArgumentParser(prog=f"benchtool {command.name}"))

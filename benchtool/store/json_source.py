@@ -54,18 +54,12 @@ class JsonRecords:
         first = records[0] if records else None
         return RunInfo(run_id, file.stat().st_mtime, status=JSON_STATUS, seed=first.seed if first else None,
                        device=first.device if first else "",
-                       outcomes={"passed": len(self.cases(run_id))} if records else {}, records=len(records))
+                       outcomes={"passed": len(_cases(records))} if records else {}, records=len(records))
 
     def cases(self, run_id: str) -> list[CaseResult]:
-        """One passed case per (suite, case name), in the records' order; a claim's verdicts
-        form the case ``claims::<claim>`` as in the store."""
-        cases: dict[tuple[str, str], CaseResult] = {}
-        for record in self._records(run_id):
-            nodeid = (f"{VERDICT_NODEID_PREFIX}{record.plugin}" if is_verdict(record)
-                      else f"{record.suite}::{record.case}")
-            cases.setdefault((record.suite, nodeid), CaseResult(nodeid, record.suite, "passed", 0.0)).records.append(
-                record)
-        return list(cases.values())
+        """Its records as cases (:func:`_cases`); a claim's verdicts form the case
+        ``claims::<claim>`` as in the store."""
+        return _cases(self._records(run_id))
 
     def _file(self, run_id: str) -> Path:
         if run_id not in self._files:
@@ -78,3 +72,14 @@ class JsonRecords:
             return read_json(file)
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
             raise UsageError(f"{file}: not a benchtool results file ({exc})") from None
+
+
+def _cases(records: list[Record]) -> list[CaseResult]:
+    """A file's records as cases: one passed case per (suite, case name), in the records' order."""
+    cases: dict[tuple[str, str], CaseResult] = {}
+    for record in records:
+        nodeid = (f"{VERDICT_NODEID_PREFIX}{record.plugin}" if is_verdict(record)
+                  else f"{record.suite}::{record.case}")
+        cases.setdefault((record.suite, nodeid), CaseResult(nodeid, record.suite, "passed", 0.0)).records.append(
+            record)
+    return list(cases.values())
