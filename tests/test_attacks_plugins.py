@@ -106,6 +106,17 @@ def test_cw_finds_the_minimal_perturbation_of_an_affine_classifier():
     assert (norms <= distance * 1.05 + 1e-3).all()
 
 
+def test_cw_early_abort_is_per_example(blobs):
+    """Each example leaves a search step when its own loss stalls (the authors' rule at their
+    batch of one), so what it finds does not depend on the examples batched beside it."""
+    model, x, y = blobs
+    cw = CarliniWagnerL2(binary_search_steps=4, max_iterations=100, initial_const=1.0)
+    alone = torch.cat([cw.minimal(model, x[i:i + 1], y[i:i + 1], BOUNDS, targeted=False) for i in range(6)])
+    batched = cw.minimal(model, x, y, BOUNDS, targeted=False)[:6]
+    assert torch.allclose(alone, batched, atol=1e-5)
+    assert (model(batched).argmax(1) != y[:6]).all()
+
+
 def test_eot_with_the_identity_distribution_is_pgd(blobs):
     model, x, y = blobs
     still = {"rotation": 0.0, "scale": (1.0, 1.0), "translation": 0.0, "brightness": 0.0, "noise": 0.0}
