@@ -1,14 +1,35 @@
 """What a long run tells its user as it goes: one line before the first cell estimating how
 long it will take (from the cells' past durations in the results store, at the same budget
-and device), and a progress line after each cell that took :data:`PROGRESS_SECONDS` or more.
+and device, else from the durations this project measured on its reference machine), and a
+progress line after each cell that took :data:`PROGRESS_SECONDS` or more.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 
 PROGRESS_SECONDS = 5.0  # a cell at least this long gets its own progress line
+REFERENCE_FILE = "reference_durations.json"  # package data: {"machine": ..., "durations": {"budget/device": {...}}}
+
+
+@dataclass(frozen=True)
+class ReferenceDurations:
+    """What each cell took on the project's reference machine (``machine`` says which), for
+    the estimate of a first run: the store knows nothing yet, and a Fashion-MNIST run at the
+    default budget is hours on a CPU, which a user should hear before it starts."""
+
+    machine: str
+    durations: dict[str, float]
+
+    @classmethod
+    def load(cls, budget: str, device: str) -> ReferenceDurations:
+        """The shipped durations at ``budget`` on ``device``'s type (``cuda:1`` reads ``cuda``)."""
+        data = json.loads(resources.files("benchtool").joinpath(REFERENCE_FILE).read_text())
+        found = data["durations"].get(f"{budget}/{device.split(':')[0]}", {})
+        return cls(data["machine"], {key: float(seconds) for key, seconds in found.items()})
 
 
 def format_duration(seconds: float) -> str:
@@ -29,11 +50,22 @@ class RunProgress:
 
     expected: dict[str, float | None]
     where: str  # "budget default on cpu"
+    reference_machine: str = ""  # where the cells in ``from_reference`` were measured
+    from_reference: set[str] = field(default_factory=set)  # cells expected from the reference durations
     finished: set[str] = field(default_factory=set)
 
     @classmethod
-    def plan(cls, keys: Iterable[str], past: Mapping[str, float], where: str) -> RunProgress:
-        return cls({key: past.get(key) for key in keys}, where)
+    def plan(cls, keys: Iterable[str], past: Mapping[str, float], where: str,
+             reference: ReferenceDurations | None = None) -> RunProgress:
+        """Each cell's last duration in the store, else its reference duration, else None."""
+        expected: dict[str, float | None] = {}
+        borrowed = set()
+        for key in keys:
+            expected[key] = past.get(key)
+            if expected[key] is None and reference is not None and key in reference.durations:
+                expected[key] = reference.durations[key]
+                borrowed.add(key)
+        return cls(expected, where, reference.machine if reference else "", borrowed)
 
     @property
     def known(self) -> list[float]:
@@ -45,10 +77,17 @@ class RunProgress:
         if not known:
             return (f"benchtool estimate: none yet for these {total} cells (no past durations at {self.where} in the "
                     f"results store); each cell of {PROGRESS_SECONDS:g} s or more prints a progress line")
-        missing = total - len(known)
+        missing, borrowed = total - len(known), len(self.from_reference)
+        stored = f"last durations at {self.where} in the results store"
+        reference = f"durations measured on {self.reference_machine}"
+        if not borrowed:
+            sources = f"their {stored}"
+        elif borrowed == len(known):
+            sources = f"the {reference}"
+        else:
+            sources = f"{len(known) - borrowed} from their {stored}, {borrowed} from the {reference}"
         return (f"benchtool estimate: about {format_duration(sum(known))} for {len(known)} of {total} cells "
-                f"(their last durations at {self.where} in the results store)"
-                + (f"; {missing} cell(s) without one, not counted" if missing else ""))
+                f"({sources})" + (f"; {missing} cell(s) without one, not counted" if missing else ""))
 
     def cell_finished(self, key: str, label: str, seconds: float) -> str | None:
         """The progress line of a cell that took PROGRESS_SECONDS or more, else None."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from benchtool.progress import RunProgress
+from benchtool.progress import ReferenceDurations, RunProgress
 from benchtool.pytest.parametrize import CELL_GROUP_PREFIX
 from benchtool.pytest.records import RECORDS_PROPERTY
 from benchtool.pytest.session import BenchSession, is_worker
@@ -49,7 +49,8 @@ class ResultCollector:
         for found in bench.host.hook.benchtool_past_durations(config=bench.config):
             past.update(found)
         where = f"budget {bench.config.budget} on {bench.config.device}"
-        self.progress = RunProgress.plan([case_key(case_nodeid(i.nodeid)) for i in cells], past, where)
+        reference = ReferenceDurations.load(bench.config.budget, str(bench.config.device))
+        self.progress = RunProgress.plan([case_key(case_nodeid(i.nodeid)) for i in cells], past, where, reference)
         self.terminal.write_line(self.progress.estimate_line())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
