@@ -137,3 +137,10 @@ def test_an_optional_dataset_runs_where_its_files_are_found(
     assert f"benchtool data roots: {roots['user']}, {roots['system']}" in out
     ids, _ = collect(tmp_path, monkeypatch, capsys, "--bt-datasets", "digits")  # the user's choice wins
     assert ids == ["test_size[digits]"]
+
+
+def test_an_empty_sequence_of_roots_is_a_usage_error_not_an_index_error() -> None:
+    from benchtool.data.digits import Digits
+
+    with pytest.raises(UsageError, match="data roots: got an empty sequence"):
+        load_dataset(Digits(), root=[], seed=0)

@@ -55,7 +55,10 @@ def _search_path(root: Path | Sequence[Path]) -> list[Path]:
     ``/usr/share/datasets``)."""
     if isinstance(root, (str, Path)):
         return data_search_path(Path(root))
-    return [Path(r).expanduser() for r in root]
+    roots = [Path(r).expanduser() for r in root]
+    if not roots:
+        raise UsageError("data roots: got an empty sequence; expected a data root or a sequence of at least one")
+    return roots
 
 
 def locate_root(dataset: Dataset, root: Path | Sequence[Path]) -> Path | None:
