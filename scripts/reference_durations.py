@@ -27,11 +27,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     with ResultStore(resolve_store_path(args.store), create=False, readonly=True) as store:
-        found = store.past_durations(args.budget, args.device)
+        found = {key: seconds for key, seconds in store.past_durations(args.budget, args.device).items()
+                 if key.partition("::")[0].endswith(".py")}  # suite cells, not the end-of-run analyses
     data = json.loads(TARGET.read_text())
     data["machine"] = args.machine
     section = data["durations"].setdefault(f"{args.budget}/{args.device}", {})
-    section.update({key: round(seconds, 1) for key, seconds in found.items()})
+    section.update({key: round(seconds, 2) for key, seconds in found.items()})
     data["durations"] = {k: dict(sorted(v.items())) for k, v in sorted(data["durations"].items())}
     TARGET.write_text(json.dumps(data, indent=1) + "\n")
     print(f"{len(found)} cells at {args.budget}/{args.device} from {args.store or resolve_store_path()}; "

@@ -47,7 +47,7 @@ def test_a_first_run_borrows_the_reference_machines_durations_where_the_store_ha
 
 def test_the_shipped_reference_durations_name_cells_the_suites_define() -> None:
     """Every cell of the shipped table is a test of a suite file that still defines it, with a
-    positive duration; a device index reads its type's table."""
+    duration; a device index reads its type's table."""
     data = json.loads((Path(progress.__file__).parent / progress.REFERENCE_FILE).read_text())
     assert data["machine"] and data["durations"]
     for section, cells in data["durations"].items():
@@ -55,7 +55,7 @@ def test_the_shipped_reference_durations_name_cells_the_suites_define() -> None:
         assert ReferenceDurations.load(budget, f"{device}:1" if device == "cuda" else device).durations == cells
         for key, seconds in cells.items():
             file, _, test = key.partition("::")
-            assert seconds > 0 and re.fullmatch(r"test_\w+\[[^\]]+\]", test), key
+            assert seconds >= 0 and re.fullmatch(r"test_\w+\[[^\]]+\]", test), key
             assert f"def {test.partition('[')[0]}(" in (SUITES / file).read_text(), key
     assert ReferenceDurations.load("no-such-budget", "cpu").durations == {}
 
