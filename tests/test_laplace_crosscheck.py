@@ -40,6 +40,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PRIOR_PRECISIONS = (0.5, 20.0)
 HIDDEN = 16
 MC_SAMPLES = 4000
+TINY_PROBABILITY = 1e-4  # differences below this are immaterial in a predictive probability
 
 
 class AppendOne(nn.Module):
@@ -150,16 +151,23 @@ def assert_matches_reference(model: nn.Module, train: Split, val: Split, test: S
 def test_sampled_predictive_matches_to_monte_carlo_error(trained) -> None:
     """Our sampled predictive vs laplace-torch's GLM predictive samples (``link_approx="mc"``):
     independent draws from the same Gaussian over the logits, so each probability may differ
-    only by Monte Carlo error: within 5 standard errors of the difference, per entry."""
+    only by Monte Carlo error: within 5 standard errors of the difference (each side's own),
+    per entry, or by less than ``TINY_PROBABILITY``. A probability of order 1e-5 is a
+    softmax of a Gaussian far in its tail: its draws are so skewed that 4000 of them estimate
+    its standard error too low (on one machine 3 of 1000 such entries sat 5.0-5.5 estimated
+    errors apart, 2e-5 in probability), while a wrong covariance moves the probabilities in
+    the body of the distribution by far more than either bound."""
     model, train, val, test = trained
     tau = PRIOR_PRECISIONS[0]
     estimator = ours(model, train, val, tau, num_samples=MC_SAMPLES)
     # the mean of the raw passes (the harness's kernels reduce them the same way, see
     # tests/test_kernels_predictive.py), which keeps their thread pool out of this test
-    mc = torch.cat(raw_samples(estimator, test.x, seed=0)).double().mean(0)
+    passes = torch.cat(raw_samples(estimator, test.x, seed=0)).double()
+    mc = passes.mean(0)
     la = reference(model, train, tau, torch.float64)
     samples = la.predictive_samples(test.x.double(), pred_type="glm", n_samples=MC_SAMPLES,
                                     generator=torch.Generator().manual_seed(1))
-    reference_mc, standard_error = samples.mean(0), samples.std(0) / math.sqrt(MC_SAMPLES)
-    assert torch.all((mc - reference_mc).abs() <= 5.0 * math.sqrt(2.0) * standard_error + 1e-9)
+    reference_mc = samples.mean(0)
+    standard_error = torch.sqrt(samples.var(0) / MC_SAMPLES + passes.var(0) / len(passes))
+    assert torch.all((mc - reference_mc).abs() <= 5.0 * standard_error + TINY_PROBABILITY)
     assert float((mc - reference_mc).abs().mean()) <= 1e-3
