@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from benchtool.kernels import StreamingPredictive, predictive_stats
 from benchtool.kernels import _backends
 from benchtool.kernels._arrays import ArrayKind, check_probabilities
-from benchtool.kernels._cpu import FOLD_EVERY
 from benchtool.kernels._backends import TORCH
 from benchtool.kernels._cpu import FOLD_EVERY
 from benchtool.kernels.reference import predictive_stats_reference
