@@ -11,6 +11,7 @@ from torch import nn
 
 from benchtool.contracts.attack import perturbation_norms
 from benchtool.harness.robustness import evaluate
+from benchtool_attacks import _common as common
 from benchtool_attacks._common import uniform_l2
 from benchtool_attacks.cw_l2 import CarliniWagnerL2
 from benchtool_attacks.deepfool import DeepFool
@@ -143,6 +144,23 @@ def test_eot_pgd_attacks_a_randomized_models_mean_prediction(blobs):
     one, many = EOTPGD(samples=1)(randomized, x, y, 0.2, bounds=BOUNDS), EOTPGD()(randomized, x, y, 0.2, bounds=BOUNDS)
     assert not torch.equal(one.x_adv, many.x_adv)
     assert (many.x_adv - x).abs().max() <= 0.2 + 1e-6
+
+
+@pytest.mark.parametrize("eot_attack", [EOTPGD(samples=7), EOT(samples=7)], ids=["eot-pgd", "eot"])
+def test_eot_attacks_find_the_same_points_in_calls_of_any_size(blobs, eot_attack, monkeypatch):
+    """On a CPU the draws of a batch go through the model in calls of a bounded number of rows;
+    a randomized model sees every copy of an example in one call, so its draws, and the attack's
+    result, do not depend on that bound."""
+    model, x, y = blobs
+    randomized = RandomizedInput(RandomResizePad((1, 6, 6), BOUNDS, min_scale=0.5), model).eval()
+    whole = eot_attack(randomized, x, y, 0.2, bounds=BOUNDS).x_adv
+    calls: list[int] = []
+    randomized.register_forward_pre_hook(lambda module, args: calls.append(len(args[0])))
+    monkeypatch.setattr(common, "CPU_ROWS_PER_CALL", 20)  # 2 examples x 7 draws per call for eot-pgd
+    chunked = eot_attack(randomized, x, y, 0.2, bounds=BOUNDS).x_adv
+    chunks = calls[1:] if isinstance(eot_attack, EOTPGD) else calls  # eot-pgd first probes 2 x 16 rows
+    assert max(chunks) <= 20 and len(chunks) > 2 * eot_attack.params["steps"]
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
 
 
 def test_transformations_are_seeded_and_bounded():

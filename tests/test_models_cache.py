@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from benchtool.contracts.data import DataBundle, DatasetInfo
-from benchtool.contracts.model import TrainRecipe
+from benchtool.contracts.model import ModelSpec, TrainRecipe
 from benchtool.data import load_dataset
 from benchtool.data.digits import Digits
 from benchtool.data.toy import ToyRegression
@@ -309,3 +309,41 @@ def test_the_model_comes_back_on_the_selected_device(
     on_cpu = trained_model(LeNetSpec(), digits, seed=0, budget="small", device="cpu", cache_dir=tmp_path,
                            progress=False)
     assert trainings == [1] and next(on_cpu.parameters()).device.type == "cpu"
+
+
+class PluginLeNet(ModelSpec):
+    """A third-party convolutional spec that does not opt in to channels-last weights."""
+
+    name = "plugin-lenet"
+
+    def build(self, info: DatasetInfo) -> torch.nn.Module:
+        return LeNetSpec().build(info)
+
+    def recipe(self, info: DatasetInfo, budget: str) -> TrainRecipe:
+        return TrainRecipe(epochs=1, batch_size=128, lr=3e-3)
+
+
+def _conv_weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p for p in model.parameters() if p.ndim == 4]
+
+
+def test_zoo_convolutions_run_channels_last_on_a_cpu_and_predict_the_same(digits: DataBundle, tmp_path: Path) -> None:
+    zoo = trained_model(LeNetSpec(), digits, seed=0, budget="small", device="cpu", cache_dir=tmp_path, progress=False)
+    weights = _conv_weights(zoo)
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    assert not weights[1].is_contiguous()  # (16, 6, 5, 5); the first conv's one input channel fits both layouts
+    plain = LeNetSpec().build(digits.info).eval()  # the same weights in the default layout
+    plain.load_state_dict({k: v.contiguous() for k, v in zoo.state_dict().items()})
+    assert all(w.is_contiguous() for w in _conv_weights(plain))
+    x = digits.test.x[:64]
+    with torch.no_grad():
+        torch.testing.assert_close(zoo(x), plain(x), rtol=1e-5, atol=1e-5)
+    assert torch.equal(zoo(x).argmax(1), plain(x).argmax(1))
+    # the checkpoint holds the default layout: the cache file is the same whatever runs it
+    stored = torch.load(next((tmp_path / "checkpoints").glob("lenet-*.pt")), map_location="cpu", weights_only=True)
+    assert all(v.is_contiguous() for v in stored["state_dict"].values())
+
+
+def test_a_plugin_spec_keeps_its_layout_unless_it_opts_in(digits: DataBundle, tmp_path: Path) -> None:
+    model = trained_model(PluginLeNet(), digits, seed=0, budget="small", device="cpu", cache_dir=tmp_path, progress=False)
+    assert all(w.is_contiguous() for w in _conv_weights(model))

@@ -94,3 +94,20 @@ def test_recipe_lookup_families_and_errors() -> None:
 def test_plugin_registers_the_zoo() -> None:
     host = load_host(["benchtool.models.plugin"], use_entry_points=False)
     assert host.registry.names("models") == ["lenet", "lenet-at", "lenet-randomized", "mlp", "resnet20"]
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_input_gradients_come_back_in_the_inputs_layout(layout: torch.memory_format) -> None:
+    """Channels-last weights make convolutions return channels-last input gradients; an attack
+    that ``.view``s the gradient of a 3-channel image must still get the layout it passed."""
+    info = DatasetInfo(name="rgb", task="classification", input_shape=(3, 12, 12), num_classes=4, bounds=(0.0, 1.0))
+    torch.manual_seed(0)
+    network = LeNetSpec().build(info).eval().to(memory_format=torch.channels_last)
+    x = torch.rand(5, 3, 12, 12).contiguous(memory_format=layout).requires_grad_(True)
+    (grad,) = torch.autograd.grad(network(x).sum(), x)
+    assert grad.is_contiguous(memory_format=layout)
+    reference = LeNetSpec().build(info).eval()
+    reference.load_state_dict(network.state_dict())
+    x_plain = x.detach().contiguous().requires_grad_(True)
+    (expected,) = torch.autograd.grad(reference(x_plain).sum(), x_plain)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)

@@ -57,6 +57,10 @@ class ModelSpec(ABC):
 
     name: ClassVar[str]
     tasks: ClassVar[frozenset[Task]] = frozenset({"classification"})
+    # Whether the network may run with its 4-D weights in channels-last memory layout on a CPU
+    # (values unchanged; oneDNN's channels-last convolutions are faster there). Off for plugins
+    # unless they opt in: code that ``.view``s a weight would break on the new strides.
+    channels_last_on_cpu: ClassVar[bool] = False
 
     def supports(self, info: DatasetInfo) -> bool:
         """Whether this architecture can be built for ``info`` (task, input rank)."""

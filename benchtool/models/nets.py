@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -30,8 +31,34 @@ def dropout_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
 
 
+class _GradientInInputLayout(torch.autograd.Function):
+    """The identity, whose backward hands the gradient back in the input's memory layout:
+    convolutions with channels-last weights return input gradients channels-last, which
+    ``.view`` in a caller (an attack plugin) would reject for a multi-channel image."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.channels_last = x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad.contiguous(memory_format=torch.channels_last if ctx.channels_last else torch.contiguous_format)
+
+
+def gradient_in_input_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x``, whose gradient comes back in ``x``'s memory layout (one node when traced by torch.fx)."""
+    return _GradientInInputLayout.apply(x)
+
+
+torch.fx.wrap("gradient_in_input_layout")
+
+
 class InputScaling(nn.Module):
-    """Map the dataset's input box ``[low, high]`` affinely onto ``[-1, 1]``."""
+    """Map the dataset's input box ``[low, high]`` affinely onto ``[-1, 1]``; the gradient
+    w.r.t. the input comes back in the input's own memory layout, whatever the layers after
+    it use."""
 
     def __init__(self, bounds: tuple[float, float]) -> None:
         super().__init__()
@@ -40,7 +67,7 @@ class InputScaling(nn.Module):
         self.half_range = (high - low) / 2.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.center) / self.half_range
+        return (gradient_in_input_layout(x) - self.center) / self.half_range
 
     def extra_repr(self) -> str:
         return f"center={self.center}, half_range={self.half_range}"

@@ -85,6 +85,15 @@ def load_user_checkpoint(model: nn.Module, path: Path, spec: ModelSpec, info: Da
     model.load_state_dict(state)
 
 
+def placed(model: nn.Module, spec: ModelSpec, device: torch.device) -> nn.Module:
+    """``model`` in eval mode on ``device``; on a CPU with its 4-D weights channels-last
+    where ``spec`` allows it (:attr:`ModelSpec.channels_last_on_cpu`; the values are the same)."""
+    model = model.to(device).eval()
+    if device.type == "cpu" and spec.channels_last_on_cpu:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def trained_model(
     spec: ModelSpec,
     bundle: DataBundle,
@@ -97,7 +106,7 @@ def trained_model(
     progress: bool = True,
 ) -> nn.Module:
     """The network ``spec`` trained on ``bundle`` with the recipe for ``budget``, in eval mode
-    on ``device``. ``checkpoint`` loads a user's state_dict instead of training; otherwise
+    on ``device`` (:func:`placed`). ``checkpoint`` loads a user's state_dict instead of training; otherwise
     the checkpoint cache (``cache_dir``, default :func:`default_cache_dir`) is consulted
     and filled, so a machine trains each key once."""
     info = bundle.info
@@ -112,11 +121,11 @@ def trained_model(
     if isinstance(spec, DerivedSpec):  # the base's trained network (cached under the base's key), wrapped
         net = trained_model(spec.base(), bundle, seed=seed, budget=budget, device=device, cache_dir=cache_dir,
                             checkpoint=checkpoint, progress=progress)
-        return spec.wrap(net, info).to(device).eval()
+        return placed(spec.wrap(net, info), spec, device)
     if checkpoint is not None:
         model = build_seeded(spec, info, seed)
         load_user_checkpoint(model, checkpoint, spec, info)
-        return model.to(device).eval()
+        return placed(model, spec, device)
 
     recipe = recipe_for(spec, info, budget)
 
@@ -125,8 +134,9 @@ def trained_model(
               label=f"{spec.name}/{info.name} seed {seed}")
         return model
 
-    return through_cache(cache_key(spec.name, info, seed, recipe), lambda: build_seeded(spec, info, seed), trained,
-                         device=device, cache_dir=cache_dir).eval()
+    model = through_cache(cache_key(spec.name, info, seed, recipe), lambda: build_seeded(spec, info, seed), trained,
+                          device=device, cache_dir=cache_dir)
+    return placed(model, spec, device)
 
 
 def through_cache(key: dict[str, Any], build: Callable[[], nn.Module], train_: Callable[[nn.Module], nn.Module], *,

@@ -11,6 +11,22 @@ import torch.nn.functional as F
 from benchtool.contracts.attack import Attack, Norm, perturbation_norms
 
 TINY = 1e-12  # keeps a zero gradient or perturbation from dividing by zero
+# Rows per model call on a CPU for attacks that multiply a batch by their draws (EOT): past about
+# a thousand 28x28 images a lenet's activations outgrow the caches. One call of 10000 rows made
+# eot-pgd 1.5x and eot 1.4x slower on lenet / Fashion-MNIST than calls of 1000 (same results).
+CPU_ROWS_PER_CALL = 1000
+
+
+def rows_per_call(x: torch.Tensor, rows: int) -> int:
+    """How many of ``rows`` rows like ``x`` to send through a model at once: all of them on a
+    GPU, which wants large batches, :data:`CPU_ROWS_PER_CALL` on a CPU."""
+    return rows if x.device.type != "cpu" else max(1, min(rows, CPU_ROWS_PER_CALL))
+
+
+def forward_in_chunks(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` in calls of :func:`rows_per_call` rows, concatenated (gradients flow through)."""
+    rows = rows_per_call(x, len(x))
+    return model(x) if rows >= len(x) else torch.cat([model(chunk) for chunk in x.split(rows)])
 
 
 def attack_loss(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from benchtool import hookimpl
 from benchtool.contracts.attack import Norm, ThreatModel
-from benchtool_attacks._common import attack_loss, per_example
+from benchtool_attacks._common import attack_loss, forward_in_chunks, per_example, rows_per_call
 from benchtool_attacks.pgd import PGD
 
 
@@ -88,7 +88,7 @@ class EOT(PGD):
         samples = self.params["samples"]
         x_req = x_adv.detach().requires_grad_(True)
         batch = x_req.repeat(samples, *([1] * (x_req.ndim - 1)))
-        logits = model(self.transformations(batch, generator, bounds))
+        logits = forward_in_chunks(model, self.transformations(batch, generator, bounds))
         (grad,) = torch.autograd.grad(attack_loss(logits, y.repeat(samples), targeted), x_req)
         return grad
 
@@ -97,13 +97,18 @@ class ExpectedPrediction(torch.nn.Module):
     """A randomized model's prediction averaged over ``samples`` of its own draws: each input
     goes through ``samples`` times in one batch (where a randomized model draws afresh for every
     copy) and the output is the log of the mean class probabilities, so a cross-entropy on it
-    is ``-log E[p_y]``."""
+    is ``-log E[p_y]``. On a CPU the examples go through in groups of :func:`rows_per_call`
+    rows, all copies of an example in one call (the copies' draws depend on it)."""
 
     def __init__(self, model: torch.nn.Module, samples: int) -> None:
         super().__init__()
         self.model, self.samples = model, samples
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        examples = max(1, rows_per_call(x, len(x) * self.samples) // self.samples)
+        return torch.cat([self._expected(group) for group in x.split(examples)])
+
+    def _expected(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.model(x.repeat(self.samples, *([1] * (x.ndim - 1))))
         log_probs = F.log_softmax(logits.reshape(self.samples, len(x), -1), dim=-1)
         return torch.logsumexp(log_probs, dim=0) - math.log(self.samples)
