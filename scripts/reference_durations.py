@@ -4,8 +4,9 @@ user's own store has none (:class:`benchtool.progress.ReferenceDurations`).
 
 Usage: python scripts/reference_durations.py --machine "this project's 2-core CPU (...)"
                                              [--store PATH] [--budget default] [--device cpu]
-Cells the store holds replace those already in the file at that budget and device; the rest
-of the file is kept. Run it after a reference run of ``benchtool run`` on the machine named.
+                                             [--match TEXT]
+Cells the store holds (those whose key contains TEXT, with --match) replace those already in
+the file at that budget and device; the rest of the file is kept. Run it after a reference run of ``benchtool run`` on the machine named.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ def main() -> None:
     parser.add_argument("--store", default=None, help="results database (default: the project's)")
     parser.add_argument("--budget", default="default")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--match", default="", help="only cells whose key contains this (e.g. fashion-mnist)")
     args = parser.parse_args()
     with ResultStore(resolve_store_path(args.store), create=False, readonly=True) as store:
         found = {key: seconds for key, seconds in store.past_durations(args.budget, args.device).items()
-                 if key.partition("::")[0].endswith(".py")}  # suite cells, not the end-of-run analyses
+                 if key.partition("::")[0].endswith(".py")  # suite cells, not the end-of-run analyses
+                 and args.match in key}
     data = json.loads(TARGET.read_text())
     data["machine"] = args.machine
     section = data["durations"].setdefault(f"{args.budget}/{args.device}", {})
