@@ -6,7 +6,8 @@ Usage: python scripts/reference_durations.py --machine "this project's 2-core CP
                                              [--store PATH] [--budget default] [--device cpu]
                                              [--match TEXT]
 Cells the store holds (those whose key contains TEXT, with --match) replace those already in
-the file at that budget and device; the rest of the file is kept. Run it after a reference run of ``benchtool run`` on the machine named.
+the file at that budget and device; the rest of the file is kept. Run it after a reference run
+of ``benchtool run`` on the machine named.
 """
 
 from __future__ import annotations

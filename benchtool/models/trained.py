@@ -106,9 +106,9 @@ def trained_model(
     progress: bool = True,
 ) -> nn.Module:
     """The network ``spec`` trained on ``bundle`` with the recipe for ``budget``, in eval mode
-    on ``device`` (:func:`placed`). ``checkpoint`` loads a user's state_dict instead of training; otherwise
-    the checkpoint cache (``cache_dir``, default :func:`default_cache_dir`) is consulted
-    and filled, so a machine trains each key once."""
+    on ``device`` (:func:`placed`). ``checkpoint`` loads a user's state_dict instead of
+    training; otherwise the checkpoint cache (``cache_dir``, default :func:`default_cache_dir`)
+    is consulted and filled, so a machine trains each key once."""
     info = bundle.info
     if not spec.supports(info):
         raise UsageError(
