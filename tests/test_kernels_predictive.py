@@ -114,12 +114,26 @@ def test_the_first_chunk_sets_how_blocks_group_their_passes(first: int) -> None:
     chunks (nothing waits in the ring); fed fewer, they are offset per block. Either way, over
     many blocks and a last partial group, the statistics are the fused kernel's."""
     probs = make_probs(np.random.default_rng(first), (30, 3800, 10), "zeros", np.float32)
-    acc = StreamingPredictive(3800, 10)
+    acc = StreamingPredictive(3800, 10, like=probs)
+    acc._state.ring.fill(np.nan)
     acc.update(probs[:first], validate=False)
     assert acc._state.spread == (first < FOLD_EVERY)
     for start in range(first, 30, 8):
         acc.update(probs[start : start + 8], validate=False)
+    assert np.isnan(acc._state.ring).all() == (first >= FOLD_EVERY)  # chunks are merged as they come
     assert_streamed_equals_fused(acc.compute(), probs)
+
+
+def test_a_stream_fed_chunks_of_a_group_is_the_fused_kernel_bit_for_bit() -> None:
+    """Chunks of FOLD_EVERY passes (the last one shorter) make the fused kernel's groups, merged
+    in its order: the same numbers, not merely close ones."""
+    probs = make_probs(np.random.default_rng(9), (30, 900, 10), "dirichlet", np.float32)
+    acc = StreamingPredictive(900, 10)
+    for start in range(0, 30, FOLD_EVERY):
+        acc.update(probs[start : start + FOLD_EVERY], validate=False)
+    streamed, fused = acc.compute(), predictive_stats(probs, validate=False)
+    for field in FIELDS:
+        np.testing.assert_array_equal(getattr(streamed, field), getattr(fused, field), err_msg=field)
 
 
 def assert_streamed_equals_fused(streamed: object, probs: np.ndarray) -> None:

@@ -94,11 +94,12 @@ class CpuBackend:
 
     def update(self, state: PredictiveState, chunk: np.ndarray) -> None:
         """Add passes; each block of elements merges its groups of FOLD_EVERY passes into the
-        float64 state, the earlier passes of a group waiting in the ring (see
+        float64 state. A stream whose first chunk had FOLD_EVERY passes or more merges every
+        chunk's passes at once; one fed fewer keeps a group's earlier passes in the ring (see
         :func:`benchtool.kernels._cpu.streaming_update`)."""
         t, n, c = chunk.shape
         chunk = chunk.astype(state.ring.dtype, copy=False)
-        if state.count == 0:  # the first chunk sets the groups: aligned with chunks of >= FOLD_EVERY passes
+        if state.count == 0:  # the first chunk sets how passes are grouped: per chunk, or spread over calls
             state.spread = t < _cpu.FOLD_EVERY
         with _cpu.threads_for(chunk.size):
             _cpu.streaming_update(

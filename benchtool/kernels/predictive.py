@@ -56,8 +56,9 @@ class StreamingPredictive:
     """The statistics of :func:`predictive_stats`, fed one pass or a chunk of passes at a time.
 
     Float64 state (running mean and M2 per element, Welford 1962, updated with groups of
-    passes as in Chan, Golub & LeVeque 1979): memory O(N*C) however many passes (on CPU
-    up to 7 passes of a group wait in a ring buffer and are merged with the 8th). ``like``
+    passes as in Chan, Golub & LeVeque 1979): memory O(N*C) however many passes (on CPU, fed
+    a pass at a time, up to 7 passes of a group wait in a ring buffer and are merged with the
+    8th; fed chunks of 8 passes or more from the start, each chunk is merged as it comes). ``like``
     (an array or tensor) fixes the result kind, device and dtype; without it the first
     update does (later updates of another float dtype are converted to it).
     """
