@@ -53,10 +53,11 @@ class RunProgress:
     reference_machine: str = ""  # where the cells in ``from_reference`` were measured
     from_reference: set[str] = field(default_factory=set)  # cells expected from the reference durations
     finished: set[str] = field(default_factory=set)
+    workers: int = 1  # processes the cells are spread over (pytest-xdist): times left are divided by them
 
     @classmethod
     def plan(cls, keys: Iterable[str], past: Mapping[str, float], where: str,
-             reference: ReferenceDurations | None = None) -> RunProgress:
+             reference: ReferenceDurations | None = None, workers: int = 1) -> RunProgress:
         """Each cell's last duration in the store, else its reference duration, else None."""
         expected: dict[str, float | None] = {}
         borrowed = set()
@@ -65,7 +66,7 @@ class RunProgress:
             if expected[key] is None and reference is not None and key in reference.durations:
                 expected[key] = reference.durations[key]
                 borrowed.add(key)
-        return cls(expected, where, reference.machine if reference else "", borrowed)
+        return cls(expected, where, reference.machine if reference else "", borrowed, workers=max(1, workers))
 
     @property
     def known(self) -> list[float]:
@@ -86,8 +87,16 @@ class RunProgress:
             sources = f"the {reference}"
         else:
             sources = f"{len(known) - borrowed} from their {stored}, {borrowed} from the {reference}"
-        return (f"benchtool estimate: about {format_duration(sum(known))} for {len(known)} of {total} cells "
+        return (f"benchtool estimate: about {self._wall(sum(known))} for {len(known)} of {total} cells "
                 f"({sources})" + (f"; {missing} cell(s) without one, not counted" if missing else ""))
+
+    def _wall(self, seconds: float) -> str:
+        """How long ``seconds`` of cells take: spread evenly over the workers where there are
+        several (at best: cells sharing a model stay on one worker)."""
+        if self.workers == 1:
+            return format_duration(seconds)
+        spread = format_duration(seconds / self.workers)
+        return f"{spread} on {self.workers} workers ({format_duration(seconds)} of cells)"
 
     def cell_finished(self, key: str, label: str, seconds: float) -> str | None:
         """The progress line of a cell that took PROGRESS_SECONDS or more, else None."""
@@ -98,5 +107,6 @@ class RunProgress:
         pending = sum(1 for k in self.expected if k not in self.finished)
         line = f"benchtool: {len(self.finished)}/{len(self.expected)} {label} took {format_duration(seconds)}"
         if pending and left:
-            line += f"; about {format_duration(sum(left))} left"
+            line += f"; about {format_duration(sum(left) / self.workers)} left"
+            line += f" on {self.workers} workers" if self.workers > 1 else ""
         return line

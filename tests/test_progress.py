@@ -68,6 +68,15 @@ def test_a_long_cell_prints_its_progress_and_what_is_left() -> None:
     assert run.cell_finished("c", "square-lenet-digits", 610.0) == "benchtool: 3/3 square-lenet-digits took 10 min 10 s"
 
 
+def test_a_run_over_workers_spreads_the_time_over_them() -> None:
+    run = RunProgress.plan(["a", "b", "c"], {"a": 30.0, "b": 20.0, "c": 600.0}, "budget default on cpu", workers=2)
+    assert run.estimate_line() == (
+        "benchtool estimate: about 5 min 25 s on 2 workers (10 min 50 s of cells) for 3 of 3 cells (their last "
+        "durations at budget default on cpu in the results store)")
+    assert run.cell_finished("b", "cw-l2-lenet-digits", 25.0) == (
+        "benchtool: 1/3 cw-l2-lenet-digits took 25 s; about 5 min 15 s left on 2 workers")
+
+
 SUITE = '''
 import pytest
 

@@ -50,6 +50,8 @@ def test_two_workers_record_what_one_process_records(runs: dict[str, SuiteRun]) 
     assert parallel.record_keys() == serial.record_keys()
     assert parallel.outcomes == {nodeid: "passed" for nodeid in serial.outcomes}  # ids without xdist's @group
     assert "benchtool leaderboard: tiny" in parallel.output
+    # the estimate counts the workers' cells (the controller collects nothing) and spreads them over 2 workers
+    assert "on 2 workers" in parallel.output and f"for {CELLS} of {CELLS} cells" in parallel.output, parallel.output
     assert all(nodeid.split("[")[1].rstrip("]") in parallel.output for nodeid in serial.outcomes)
 
 

@@ -32,17 +32,31 @@ class ResultCollector:
         self.bench = bench
         self.json_written: int | None = None  # records written to --bt-json
         self.json_error = ""
-        self.progress: RunProgress | None = None  # a serial or executor run's estimate and progress
+        self.progress: RunProgress | None = None  # the run's estimate and progress (serial, executor or xdist)
         self.terminal: Any = None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The one-line estimate of a run of suite cells, before the first one (serial and
-        executor runs; pytest-xdist's controller collects nothing)."""
+        executor runs; pytest-xdist's controller collects nothing, see below)."""
+        cells = [item.nodeid for item in session.items if "bt_record" in getattr(item, "fixturenames", ())]
+        if not session.config.option.collectonly:
+            self._plan(session.config, cells, workers=1)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """The estimate of a pytest-xdist run, from the cells its first worker collected
+        (every worker collects the same), spread over the workers."""
+        from benchtool.pytest.xdist import worker_cells
+
+        cells = worker_cells(node) if self.progress is None else None
+        if cells is not None:
+            self._plan(node.config, cells, workers=int(node.workerinput.get("workercount", 1)))
+
+    def _plan(self, config: pytest.Config, cells: list[str], workers: int) -> None:
         from benchtool.store.db import case_key
 
-        cells = [item for item in session.items if "bt_record" in getattr(item, "fixturenames", ())]
-        self.terminal = session.config.pluginmanager.get_plugin("terminalreporter")
-        if not cells or self.terminal is None or session.config.option.collectonly:
+        self.terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if not cells or self.terminal is None:
             return
         bench = self.bench
         past: dict[str, float] = {}
@@ -50,7 +64,8 @@ class ResultCollector:
             past.update(found)
         where = f"budget {bench.config.budget} on {bench.config.device}"
         reference = ReferenceDurations.load(bench.config.budget, str(bench.config.device))
-        self.progress = RunProgress.plan([case_key(case_nodeid(i.nodeid)) for i in cells], past, where, reference)
+        keys = [case_key(case_nodeid(nodeid)) for nodeid in cells]
+        self.progress = RunProgress.plan(keys, past, where, reference, workers=workers)
         self.terminal.write_line(self.progress.estimate_line())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

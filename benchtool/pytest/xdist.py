@@ -1,13 +1,22 @@
-"""pytest-xdist: each worker's device (``--bt-gpus``) and thread share, and the cells that
-share a trained model kept on one worker (``loadgroup``)."""
+"""pytest-xdist: each worker's device (``--bt-gpus``) and thread share, the cells that
+share a trained model kept on one worker (``loadgroup``), and which collected items are cells
+(for the controller's estimate and progress lines)."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchtool.pytest.session import BenchSession
+
+CELLS_FOLDER = "benchtool_cells_folder"  # workerinput key: where each worker lists the cells it collected
+_cells_folder_key = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,3 +95,44 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     from benchtool.executors.xdist_groups import CrashSafeGroupScheduling
 
     return CrashSafeGroupScheduling(config, log)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Controller: give each worker a folder to list its cells in. pytest-xdist sends the
+    controller the ids a worker collected, not which of them are cells (items that record,
+    a fixture closure only the worker knows), and the estimate counts cells only."""
+    config = node.config
+    if _cells_folder_key not in config.stash:
+        config.stash[_cells_folder_key] = Path(tempfile.mkdtemp(prefix="benchtool-cells-"))
+    node.workerinput[CELLS_FOLDER] = str(config.stash[_cells_folder_key])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Worker: list the collected cells before pytest-xdist tells the controller it has
+    collected (its own hook runs after this one)."""
+    workerinput = getattr(session.config, "workerinput", {})
+    if CELLS_FOLDER not in workerinput:
+        return
+    cells = [item.nodeid for item in session.items if "bt_record" in getattr(item, "fixturenames", ())]
+    target = Path(workerinput[CELLS_FOLDER]) / f"{workerinput['workerid']}.json"
+    partial = target.with_suffix(".partial")
+    partial.write_text(json.dumps(cells))
+    os.replace(partial, target)  # the controller never reads half a list
+
+
+def worker_cells(node: Any) -> list[str] | None:
+    """Controller: the cells worker ``node`` collected, or None where it listed none (a worker
+    on another host, whose folder is not this one's)."""
+    folder = node.workerinput.get(CELLS_FOLDER)
+    try:
+        return list(json.loads((Path(folder) / f"{node.workerinput['workerid']}.json").read_text()))
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_cells_folder_key, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
