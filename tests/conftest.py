@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +18,13 @@ from benchtool.data import formats
 # dataset-fashion-mnist in /usr/share/datasets), so a suite's optional datasets stay out and
 # no test trains on real data. Set in os.environ so the benchtool subprocesses inherit it.
 os.environ["BENCHTOOL_SYSTEM_DATA"] = ""
+
+# Hermetic results: the runs tests start (in this process, or benchtool subprocesses started from
+# the project's folder) go to a throwaway store, not the developer's .benchtool/results.db, whose
+# durations the next real run's estimate reads. Tests of the store's own lookup unset it.
+_TEST_STORE = Path(tempfile.mkdtemp(prefix="benchtool-tests-"))
+os.environ["BENCHTOOL_STORE"] = str(_TEST_STORE / "results.db")
+atexit.register(shutil.rmtree, _TEST_STORE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -56,6 +56,7 @@ def test_degraded_plugin_fails_the_gate(tmp_path: Path, monkeypatch: pytest.Monk
     assert "clean_accuracy" not in gate.stdout  # unchanged: counted, not listed
 
     monkeypatch.chdir(tmp_path)  # the remaining commands, in-process, from the user's directory
+    monkeypatch.delenv("BENCHTOOL_STORE", raising=False)  # and its default store (tests/conftest.py sets one)
     assert main(["compare", "latest~1", "latest~1"]) == 0  # a run against itself passes the gate
     assert main(["runs"]) == 0
     assert main(["report", "latest", "--compare", "latest~1", "-o", "report.html"]) == 0

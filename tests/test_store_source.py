@@ -53,6 +53,7 @@ def test_both_stores_implement_the_protocol(one_run: Path) -> None:
 def test_show_reads_the_same_run_from_sqlite_and_json(one_run: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(one_run)
+    monkeypatch.delenv("BENCHTOOL_STORE", raising=False)  # its default store, not tests/conftest.py's
     from_db = shown(["show", "latest"], capsys)
     assert from_db and "== tiny ==" in from_db[0]
     assert shown(["show", "latest", "--store", "json:run.json"], capsys) == from_db
@@ -62,6 +63,7 @@ def test_show_reads_the_same_run_from_sqlite_and_json(one_run: Path, monkeypatch
 def test_compare_between_sqlite_and_json_finds_them_the_same(one_run: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(one_run)
+    monkeypatch.delenv("BENCHTOOL_STORE", raising=False)  # its default store, not tests/conftest.py's
     assert main(["compare", "latest", "run.json"]) == 0
     assert capsys.readouterr().out.splitlines()[1] == "12 metric(s): 12 unchanged"
     assert main(["compare", "latest", "run", "--store", f"json:{one_run}"]) == 0
@@ -70,6 +72,7 @@ def test_compare_between_sqlite_and_json_finds_them_the_same(one_run: Path, monk
 def test_runs_and_report_read_a_json_folder(one_run: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(one_run)
+    monkeypatch.delenv("BENCHTOOL_STORE", raising=False)  # its default store, not tests/conftest.py's
     assert main(["runs", "--store", f"json:{one_run}"]) == 0
     header, _, row = capsys.readouterr().out.splitlines()[1:4]
     assert header.split()[:5] == ["run", "started", "took", "state", "cases"] and row.split()[0] == "run"
