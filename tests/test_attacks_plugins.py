@@ -146,6 +146,25 @@ def test_eot_pgd_attacks_a_randomized_models_mean_prediction(blobs):
     assert (many.x_adv - x).abs().max() <= 0.2 + 1e-6
 
 
+def test_eot_pgd_anneals_its_step_on_a_randomized_model_only(blobs, monkeypatch):
+    """The draws make each gradient an estimate: on a randomized model the step falls from
+    anneal_from * eps to 0 on a cosine; a deterministic model keeps PGD's constant step."""
+    model, x, y = blobs
+    randomized = RandomizedInput(RandomResizePad((1, 6, 6), BOUNDS, min_scale=0.5), model).eval()
+    attack = EOTPGD(steps=8, samples=3)
+    steps = attack.annealed_steps(0.2)
+    assert steps[0] == pytest.approx(0.1) and all(a > b > 0 for a, b in zip(steps, steps[1:]))
+    assert steps[4] == pytest.approx(0.05)  # half-way down the cosine
+    taken: list[list[float]] = []
+    ascend = EOTPGD.ascend
+    monkeypatch.setattr(EOTPGD, "ascend", lambda self, m, *a, **k: taken.append(a[3]) or ascend(self, m, *a, **k))
+    attack(randomized, x, y, 0.2, bounds=BOUNDS)
+    attack(model, x, y, 0.2, bounds=BOUNDS)
+    assert taken == [steps, [attack.stepsize(0.2)] * 8]
+    with pytest.raises(ValueError, match="anneal_from must lie in"):
+        EOTPGD(anneal_from=0.0)
+
+
 @pytest.mark.parametrize("eot_attack", [EOTPGD(samples=7), EOT(samples=7)], ids=["eot-pgd", "eot"])
 def test_eot_attacks_find_the_same_points_in_calls_of_any_size(blobs, eot_attack, monkeypatch):
     """On a CPU the draws of a batch go through the model in calls of a bounded number of rows;

@@ -135,27 +135,46 @@ class EOTPGD(PGD):
     (The mean of the per-draw cross-entropies, ``eot``'s objective, lets the draws already fooled
     dominate the gradient: on ``lenet-randomized`` / Fashion-MNIST at eps 0.1, 10 draws per step
     left 0.163 of 1000 examples robust with it and 0.117 with this loss, where PGD left 0.219.)
-    On a model whose two passes over the same input agree, one pass is the expectation and the
-    attack is ``pgd`` exactly.
 
-    Hyper-parameters: ``pgd``'s and ``samples=20``, the draws AutoAttack averages over for
-    randomized defenses (Croce & Hein, ICML 2020); budget ``small`` uses 20 steps of 10 draws.
+    Each step's gradient is an estimate from ``samples`` draws, so the step size decreases, as
+    stochastic approximation needs to converge (Robbins & Monro 1951): from ``anneal_from`` * eps
+    down to 0 on a cosine (Loshchilov & Hutter, ICLR 2017, "SGDR"). With PGD's constant
+    2.5 * eps / steps the steps stay small against the gradient's noise: on 500 Fashion-MNIST test
+    images at eps 0.1, 40 steps of 20 draws left 0.112 robust with it and 0.066 with the cosine
+    from 0.5 * eps (0.064 from 1.0, 0.088 from 0.25), where PGD left 0.194. On a model whose two
+    passes over the same input agree, one pass is the expectation and the attack is ``pgd``
+    exactly, constant step included.
+
+    Hyper-parameters: ``pgd``'s, ``samples=20``, the draws AutoAttack averages over for
+    randomized defenses (Croce & Hein, ICML 2020), and ``anneal_from=0.5``; budget ``small``
+    uses 20 steps of 10 draws.
     """
 
     name: ClassVar[str] = "eot-pgd"
-    defaults: ClassVar[dict[str, Any]] = {**PGD.defaults, "samples": 20}
+    defaults: ClassVar[dict[str, Any]] = {**PGD.defaults, "samples": 20, "anneal_from": 0.5}
     budget_overrides: ClassVar[dict[str, dict[str, Any]]] = {"small": {"steps": 20, "samples": 10}}
 
     def __init__(self, **hyperparams: Any) -> None:
         super().__init__(**hyperparams)
-        samples = self.params["samples"]
+        samples, anneal_from = self.params["samples"], self.params["anneal_from"]
         if not isinstance(samples, int) or samples < 1:
             raise ValueError(f"attack {self.name!r}: samples must be an int >= 1, got {samples!r}")
+        if not 0 < anneal_from <= 2:
+            raise ValueError(f"attack {self.name!r}: anneal_from must lie in (0, 2] (a fraction of eps), "
+                             f"got {anneal_from!r}")
+
+    def annealed_steps(self, eps: float) -> list[float]:
+        """The absolute step of each iteration on a randomized model: ``anneal_from * eps``
+        decreasing to 0 on a half cosine."""
+        steps, first = self.params["steps"], self.params["anneal_from"] * eps
+        return [first * 0.5 * (1 + math.cos(math.pi * k / steps)) for k in range(steps)]
 
     def perturb(self, model, x, y, eps, *, bounds, generator, targeted=False):
         samples = self.params["samples"]
         if samples > 1 and eps > 0 and len(x) and draws_randomly(model, x):
-            model = ExpectedPrediction(model, samples)
+            expected = ExpectedPrediction(model, samples)
+            return self.ascend(expected, x, y, eps, self.annealed_steps(eps), bounds=bounds, generator=generator,
+                               targeted=targeted)
         return super().perturb(model, x, y, eps, bounds=bounds, generator=generator, targeted=targeted)
 
 

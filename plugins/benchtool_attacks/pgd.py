@@ -53,6 +53,14 @@ class PGD(Attack):
         return grad
 
     def perturb(self, model, x, y, eps, *, bounds, generator, targeted=False):
+        steps = [self.stepsize(eps)] * self.params["steps"]
+        return self.ascend(model, x, y, eps, steps, bounds=bounds, generator=generator, targeted=targeted)
+
+    def ascend(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: list[float], *,
+        bounds: tuple[float, float], generator: torch.Generator, targeted: bool,
+    ) -> torch.Tensor:
+        """Projected ascent from the (random) start, one iteration per absolute step size in ``steps``."""
         x = x.detach()
         if eps == 0:
             return x.clone()  # the ball is the point itself
@@ -61,8 +69,7 @@ class PGD(Attack):
         x_adv = x.clone()
         if self.params["random_start"]:
             x_adv = project((uniform_linf if linf else uniform_l2)(x, eps, generator), x, eps, bounds)
-        alpha = self.stepsize(eps)
-        for _ in range(self.params["steps"]):
+        for alpha in steps:
             grad = self.loss_gradient(model, x_adv, y, targeted, generator, bounds)
             direction = grad.sign() if linf else l2_normalized(grad)
             x_adv = project(x_adv.detach() + alpha * direction, x, eps, bounds).detach()
