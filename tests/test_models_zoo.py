@@ -96,6 +96,29 @@ def test_plugin_registers_the_zoo() -> None:
     assert host.registry.names("models") == ["lenet", "lenet-at", "lenet-randomized", "mlp", "resnet20"]
 
 
+@pytest.mark.parametrize("shape", [(1, 28, 28), (2, 13, 9)], ids=["even", "odd"])
+def test_lenet_pools_before_its_relu_with_relu_first_results(shape: tuple[int, int, int]) -> None:
+    """Pooling then ReLU is ReLU then pooling, values and gradients bit for bit (windows of
+    negatives included, and ceil_mode's partial windows on odd sizes), parameters included:
+    LeNet pools first, on four times fewer elements, with the same state_dict."""
+    info = DatasetInfo(name="images", task="classification", input_shape=shape, num_classes=5, bounds=(0.0, 1.0))
+    torch.manual_seed(0)
+    network = LeNetSpec().build(info).eval()
+    relu_first = nn.Sequential(*network.features)
+    for i in (3, 6):  # conv, pool, relu -> conv, relu, pool (after the input scaling)
+        relu_first[i - 1], relu_first[i] = network.features[i], network.features[i - 1]
+    assert [type(m) for m in relu_first[1:4]] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d]
+    assert network.features.state_dict().keys() == relu_first.state_dict().keys()
+    x = torch.rand(16, *shape).requires_grad_(True)
+    pooled, relu = network.features(x), relu_first(x)
+    assert (pooled == 0).any()  # some windows held only negatives
+    assert torch.equal(pooled, relu)
+    weight = network.features[1].weight
+    first = torch.autograd.grad(pooled.square().sum(), (x, weight))
+    second = torch.autograd.grad(relu.square().sum(), (x, weight))
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_input_gradients_come_back_in_the_inputs_layout(layout: torch.memory_format) -> None:
     """Channels-last weights make convolutions return channels-last input gradients; an attack
