@@ -11,7 +11,7 @@ import pytest
 from benchtool.progress import ReferenceDurations, RunProgress
 from benchtool.pytest.parametrize import CELL_GROUP_PREFIX
 from benchtool.pytest.records import RECORDS_PROPERTY
-from benchtool.pytest.session import BenchSession, is_worker
+from benchtool.pytest.session import BenchSession, cell_nodeids, is_worker
 from benchtool.results import CaseResult, Record, write_json
 from benchtool.store.bridge import RESUME_PLUGIN
 
@@ -38,9 +38,8 @@ class ResultCollector:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The one-line estimate of a run of suite cells, before the first one (serial and
         executor runs; pytest-xdist's controller collects nothing, see below)."""
-        cells = [item.nodeid for item in session.items if "bt_record" in getattr(item, "fixturenames", ())]
         if not session.config.option.collectonly:
-            self._plan(session.config, cells, workers=1)
+            self._plan(session.config, cell_nodeids(session.items), workers=1)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:

@@ -38,3 +38,9 @@ def is_worker(config: pytest.Config) -> bool:
     """Whether this process runs cells for a controller elsewhere (a pytest-xdist or an
     executor worker): the controller alone collects cases, prints tables, writes results."""
     return hasattr(config, "workerinput") or config.stash.get(cell_worker_key, False)
+
+
+def cell_nodeids(items: list[pytest.Item]) -> list[str]:
+    """The node ids of the items that record figures (``bt_record``): the cells a run's
+    estimate and progress lines count (in the controller, or listed by a pytest-xdist worker)."""
+    return [item.nodeid for item in items if "bt_record" in getattr(item, "fixturenames", ())]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from benchtool.pytest.session import BenchSession
+from benchtool.pytest.session import BenchSession, cell_nodeids
 
 CELLS_FOLDER = "benchtool_cells_folder"  # workerinput key: where each worker lists the cells it collected
 _cells_folder_key = pytest.StashKey[Path]()
@@ -115,7 +115,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     workerinput = getattr(session.config, "workerinput", {})
     if CELLS_FOLDER not in workerinput:
         return
-    cells = [item.nodeid for item in session.items if "bt_record" in getattr(item, "fixturenames", ())]
+    cells = cell_nodeids(session.items)
     target = Path(workerinput[CELLS_FOLDER]) / f"{workerinput['workerid']}.json"
     partial = target.with_suffix(".partial")
     partial.write_text(json.dumps(cells))
