@@ -24,6 +24,7 @@ from benchtool.host import PluginFailure, load_host, parse_plugin_args, prepare_
 from benchtool.registry import KIND_ALIASES, KINDS, resolve_kind
 from benchtool.results import check_writable
 from benchtool.tables import format_table
+from benchtool.workers import default_workers
 
 EXIT_USAGE = 2
 EXECUTORS = "executors"  # listed beside the registry's kinds: pytest plugins register them
@@ -90,7 +91,9 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
                         help="load a local plugin module; -p no:NAME blocks a plugin")
     parser.add_argument("-n", "--numprocesses", metavar="N", default=None,
                         help="spread the cells over N worker processes (pytest-xdist), one GPU each; "
-                             "cells sharing a trained model stay on one worker; 'auto' = one per CPU")
+                             "cells sharing a trained model stay on one worker; 'auto' = one per CPU; "
+                             "0 = one process. Default: on a CPU one per core, up to 4 "
+                             "($BENCHTOOL_WORKERS sets it); on a GPU one process")
     store_option(parser)
     parser.add_argument("--resume", metavar="RUN_ID",
                         help="re-run a stored run's command line, running only the cases it has not finished")
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
                 argv = resume_pytest_args(args, extra)
             else:
                 argv = pytest_args(args, extra)
+            argv += default_workers(argv)
         except BenchtoolError as exc:  # as main() prints it
             print(f"benchtool run: error: {exc}", file=sys.stderr)
             return EXIT_USAGE

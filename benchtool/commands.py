@@ -7,13 +7,13 @@ like a third-party one, so :mod:`benchtool.cli` lists no command modules and non
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchtool.errors import UsageError
+from benchtool.workers import check_numprocesses
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace, list[str]], int]
@@ -82,15 +82,6 @@ def forwarded_options(args: argparse.Namespace) -> list[str]:
     if args.numprocesses is not None:
         argv += ["-n", check_numprocesses(args.numprocesses)]
     return argv
-
-
-def check_numprocesses(value: str) -> str:
-    """``-n``: a worker count (0 = no workers) or ``auto``; needs pytest-xdist."""
-    if not (value.isdigit() or value in ("auto", "logical")):
-        raise UsageError(f"invalid -n {value!r}; expected a number of worker processes (0, 1, 2, ...) or auto")
-    if importlib.util.find_spec("xdist") is None:
-        raise UsageError("-n needs pytest-xdist, which is not installed here; install it with: pip install pytest-xdist")
-    return value
 
 
 def store_option(parser: argparse.ArgumentParser, *, reads: bool = False) -> None:

@@ -26,6 +26,10 @@ _TEST_STORE = Path(tempfile.mkdtemp(prefix="benchtool-tests-"))
 os.environ["BENCHTOOL_STORE"] = str(_TEST_STORE / "results.db")
 atexit.register(shutil.rmtree, _TEST_STORE, ignore_errors=True)
 
+# One process per run: the runs tests start are tiny (workers would only add their start-up), and
+# most pin what a serial run does. tests/test_workers.py unsets it to test the default.
+os.environ["BENCHTOOL_WORKERS"] = "0"
+
 
 @pytest.fixture(autouse=True)
 def _no_xdist_role_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
