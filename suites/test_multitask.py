@@ -31,7 +31,7 @@ from benchtool.contracts.data import DataBundle
 from benchtool.contracts.limits import LossWeighting
 from benchtool.harness.limits.multitask import (
     CENTRE_NOISE, METRIC_OF_TASK, TASKS, MultiTaskProblem, MultiTaskRecipe, MultiTaskRun, delta_m, multitask_problem,
-    multitask_recipe, train_multitask,
+    multitask_recipe, train_multitask_together,
 )
 from benchtool_limits.weightings import EqualWeighting
 
@@ -85,12 +85,16 @@ CLAIMS = [
 _equal_runs: dict[tuple[Any, ...], MultiTaskRun] = {}  # the Delta_m baseline, trained once per process
 
 
-def equal_run(problem: MultiTaskProblem, recipe: MultiTaskRecipe, key: tuple[Any, ...], seed: int,
-              device: Any) -> MultiTaskRun:
-    key = (*key, seed, recipe, str(device))
-    if key not in _equal_runs:
-        _equal_runs[key] = train_multitask(EqualWeighting(), problem, recipe, seed=seed, device=device)
-    return _equal_runs[key]
+def equal_runs(problem: MultiTaskProblem, recipe: MultiTaskRecipe, key: tuple[Any, ...], seeds: list[int],
+               device: Any) -> list[MultiTaskRun]:
+    """Equal weights' run of each seed: those this process has not trained yet, trained together."""
+    keys = [(*key, seed, recipe, str(device)) for seed in seeds]
+    missing = [seed for seed, k in zip(seeds, keys) if k not in _equal_runs]
+    if missing:
+        runs = train_multitask_together([EqualWeighting() for _ in missing], problem, recipe, seeds=missing,
+                                        device=device)
+        _equal_runs.update(zip([(*key, seed, recipe, str(device)) for seed in missing], runs))
+    return [_equal_runs[k] for k in keys]
 
 
 def mean_of(runs: list[MultiTaskRun], split: str) -> dict[str, float]:
@@ -112,29 +116,31 @@ def test_multitask(loss_weighting: LossWeighting, dataset: DataBundle, bt_config
     recipe = multitask_recipe(bt_config.budget)
     seeds = [bt_config.seed + i for i in range(bt_config.pick(**SEEDS))]
     data_key = (dataset.info.name, bt_config.seed)
-    baselines = [equal_run(problem, recipe, data_key, seed, device) for seed in seeds]
+    baselines = equal_runs(problem, recipe, data_key, seeds, device)
     loss_weighting = loss_weighting.at_budget(bt_config.budget)  # small: fixed's 2 x 2 grid
     scheme = type(loss_weighting)
 
     variants = loss_weighting.variants(TASKS)
     tuning = seeds[:TUNING_SEEDS] if len(variants) > 1 else seeds
 
-    def train(variant: Mapping[str, Any], on: list[int]) -> list[MultiTaskRun]:
+    def train(settings: list[Mapping[str, Any]], on: list[int]) -> list[list[MultiTaskRun]]:
+        """Each setting's run on each seed of ``on``, all trained together."""
         if scheme is EqualWeighting:  # the baselines are these very runs (training is seeded): not twice
-            return [baselines[seeds.index(seed)] for seed in on]
-        return [train_multitask(scheme(**{**loss_weighting.params, **variant}), problem, recipe, seed=seed,
-                                device=device) for seed in on]
+            return [[baselines[seeds.index(seed)] for seed in on] for _ in settings]
+        pairs = [(setting, seed) for setting in settings for seed in on]
+        runs = train_multitask_together([scheme(**{**loss_weighting.params, **setting}) for setting, _ in pairs],
+                                        problem, recipe, seeds=[seed for _, seed in pairs], device=device)
+        return [runs[i * len(on):(i + 1) * len(on)] for i in range(len(settings))]
 
     candidates = []
-    for variant in variants:
-        runs = train(variant, tuning)
+    for variant, runs in zip(variants, train(variants, tuning)):
         candidates.append((mean_delta(runs, baselines, "val"), variant, runs))
         if len(variants) > 1:
             params = {"setting": "grid", **readable(variant)}
             bt_record("val_delta_m", candidates[-1][0], unit="%", params=params)
             bt_record("test_delta_m", mean_delta(runs, baselines, "test"), unit="%", params=params)
     _, variant, tuned = max(candidates, key=lambda c: c[0])
-    runs = tuned + train(variant, seeds[len(tuning):])
+    runs = tuned + (train([variant], seeds[len(tuning):])[0] if len(seeds) > len(tuning) else [])
     chosen = readable(runs[0].params)
     params = {"setting": "tuned on val" if len(candidates) > 1 else "as given", "seeds": len(seeds), **chosen}
 

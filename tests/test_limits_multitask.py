@@ -12,7 +12,7 @@ from benchtool.contracts.data import DataBundle, DatasetInfo, Split
 from benchtool.errors import UsageError
 from benchtool.harness.limits.multitask import (
     CENTRE_NOISE, TASKS, MultiTaskRecipe, MultiTaskSplit, centre_of_mass, delta_m, multitask_problem, multitask_recipe,
-    task_losses, train_multitask,
+    task_losses, train_multitask, train_multitask_together,
 )
 from benchtool_limits.weightings import EqualWeighting, FixedWeighting, GradNormWeighting, UncertaintyWeighting
 
@@ -86,3 +86,45 @@ def test_training_records_state_per_epoch_and_is_seeded(scheme) -> None:
     assert 0.0 <= run.test["digit"] <= 1.0 and run.test["centre"] > 0 and run.test["reconstruction"] > 0
     again = train_multitask(type(scheme)(**scheme.params), problem, recipe, seed=0, device="cpu")
     assert again.test == run.test and again.states == run.states
+
+
+def _close(a: dict[str, float], b: dict[str, float]) -> bool:
+    return all(math.isclose(a[k], b[k], rel_tol=1e-5, abs_tol=1e-6) for k in a) and a.keys() == b.keys()
+
+
+@pytest.mark.parametrize("make", [lambda w: FixedWeighting(weights=w), lambda w: UncertaintyWeighting()],
+                         ids=["fixed", "uncertainty"])
+def test_networks_trained_together_are_those_trained_alone(make) -> None:
+    """Batched over settings and seeds: each network's metrics and weighting states are its lone
+    run's, to float32 rounding (one batched matmul per layer instead of one per network)."""
+    problem = multitask_problem(tiny_bundle(), seed=0)
+    recipe = MultiTaskRecipe(epochs=3, batch_size=16)
+    pairs = [(w, seed) for w in ((1.0, 1.0, 1.0), (1.0, 10.0, 0.1)) for seed in (0, 1)]
+    alone = [train_multitask(make(w), problem, recipe, seed=seed, device="cpu") for w, seed in pairs]
+    together = train_multitask_together([make(w) for w, _ in pairs], problem, recipe,
+                                        seeds=[seed for _, seed in pairs], device="cpu")
+    assert [r.params for r in together] == [r.params for r in alone]
+    for lone, batched in zip(alone, together):
+        assert _close(lone.test, batched.test) and _close(lone.val, batched.val)
+        assert all(_close(a, b) for a, b in zip(lone.states, batched.states)) and len(lone.states) == 3
+    assert alone[0].test != alone[1].test  # two seeds: two networks, each kept apart in the batch
+
+
+def test_a_scheme_that_differentiates_the_shared_layer_trains_one_network_at_a_time() -> None:
+    assert GradNormWeighting.differentiates_shared and not FixedWeighting.differentiates_shared
+    problem = multitask_problem(tiny_bundle(), seed=0)
+    recipe = MultiTaskRecipe(epochs=2, batch_size=16)
+    alone = [train_multitask(GradNormWeighting(), problem, recipe, seed=seed, device="cpu") for seed in (0, 1)]
+    together = train_multitask_together([GradNormWeighting(), GradNormWeighting()], problem, recipe, seeds=[0, 1],
+                                        device="cpu")
+    assert [r.test for r in together] == [r.test for r in alone]  # bit for bit: the lone runs themselves
+    assert [r.states for r in together] == [r.states for r in alone]
+
+
+def test_training_together_needs_one_seed_per_weighting() -> None:
+    problem = multitask_problem(tiny_bundle(), seed=0)
+    with pytest.raises(UsageError, match=r"got 2 loss weighting\(s\) and 1 seed\(s\); expected one seed per"):
+        train_multitask_together([EqualWeighting(), EqualWeighting()], problem, MultiTaskRecipe(epochs=1), seeds=[0],
+                                 device="cpu")
+    with pytest.raises(UsageError, match="got 0 loss weighting"):
+        train_multitask_together([], problem, MultiTaskRecipe(epochs=1), seeds=[], device="cpu")

@@ -51,6 +51,11 @@ class LossWeighting(BudgetedHyperParams, ABC):
     """
 
     kind_label: ClassVar[str] = "loss weighting"
+    # Whether ``combine`` differentiates against ``shared`` (GradNorm). The harness trains several
+    # networks as one batched pass; such a scheme's networks train one at a time instead, since
+    # each gradient it takes would run through every network batched beside its own. A scheme
+    # that does and says not is only slower, not wrong.
+    differentiates_shared: ClassVar[bool] = False
 
     def __init__(self, **hyperparams: Any) -> None:
         super().__init__(**hyperparams)

@@ -108,6 +108,7 @@ class GradNormWeighting(LossWeighting):
 
     name: ClassVar[str] = "gradnorm"
     defaults: ClassVar[dict[str, Any]] = {"alpha": 1.5, "lr": 0.025}
+    differentiates_shared: ClassVar[bool] = True
 
     def build(self, tasks: Sequence[TaskSpec], device: torch.device) -> None:
         self.w = torch.ones(len(tasks), device=device, requires_grad=True)
