@@ -1,12 +1,10 @@
 """How many pytest-xdist worker processes a ``benchtool run`` spreads its cells over.
 
 Given ``-n``, the run uses that. Otherwise a CPU run on a machine with several cores uses one
-worker per core, up to ``MAX_DEFAULT_WORKERS``, each with its share of torch's threads
-(:func:`benchtool.executors.devices.worker_threads`): the suites' networks are small, so one
-thread per process beats several threads in one (measured on this project's 2-core CPU: the
-built-in data at ``default``, models cached, about 11 min in one process against 5 min 29 s
-on two workers). A GPU run stays in one process (its workers would share the GPU; ``-n`` with
-``--bt-gpus`` spreads them over several). ``BENCHTOOL_WORKERS`` sets the default
+worker per core, up to ``MAX_DEFAULT_WORKERS``, each computing with its share of the cores
+(``--bt-torch-threads``): the suites' networks are small, so one thread per process beats
+several threads in one. A GPU run stays in one process (its workers would share the GPU;
+``-n`` with ``--bt-gpus`` spreads them over several). ``BENCHTOOL_WORKERS`` sets the default
 (``0``: one process), as does any option that chooses how pytest distributes the cells.
 """
 
@@ -64,14 +62,24 @@ def device_option(argv: Sequence[str]) -> str:
 
 
 def default_workers(argv: Sequence[str], environ: Mapping[str, str] = os.environ) -> list[str]:
-    """The ``-n`` option a run adds to its pytest command line ``argv`` (empty: it runs in
-    one process). Resolves ``argv``'s device: call it where CUDA may be initialised."""
+    """The options a run adds to its pytest command line ``argv`` (empty: it runs in one
+    process): ``-n`` and, unless ``argv`` sets it, ``--bt-torch-threads`` with each worker's
+    share of the cores. Without the share every worker computes with the thread count of
+    the process that started the run (so that an explicit ``-n`` records what a serial run
+    records): N workers with all the cores each, which on this project's 2-core CPU made
+    cells up to 15x slower. Resolves ``argv``'s device: call it where CUDA may be initialised."""
     if distribution_chosen(argv):
         return []
     given = environ.get(WORKERS_ENV, "").strip()
     if given:
-        return ["-n", check_numprocesses(given, WORKERS_ENV)]
-    if resolve_device(device_option(argv)).type != "cpu" or importlib.util.find_spec("xdist") is None:
+        workers = check_numprocesses(given, WORKERS_ENV)
+    elif resolve_device(device_option(argv)).type != "cpu" or importlib.util.find_spec("xdist") is None:
         return []
-    workers = min(usable_cpus(), MAX_DEFAULT_WORKERS)
-    return ["-n", str(workers)] if workers > 1 else []
+    else:
+        workers = str(min(usable_cpus(), MAX_DEFAULT_WORKERS))
+        if workers == "1":
+            return []
+    count = usable_cpus() if workers in ("auto", "logical") else int(workers)
+    if count == 0 or any(arg.split("=", 1)[0] == "--bt-torch-threads" for arg in argv):
+        return ["-n", workers]
+    return ["-n", workers, "--bt-torch-threads", str(max(1, usable_cpus() // count))]

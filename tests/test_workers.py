@@ -40,11 +40,17 @@ def test_other_options_leave_the_choice_to_the_default(argv: list[str]) -> None:
 
 
 @pytest.mark.skipif(not HAS_XDIST, reason="needs pytest-xdist")
-@pytest.mark.parametrize(("cpus", "expected"), [(1, []), (2, ["-n", "2"]), (3, ["-n", "3"]), (64, ["-n", "4"])])
-def test_a_cpu_run_gets_a_worker_per_core_up_to_four(monkeypatch: pytest.MonkeyPatch, cpus: int,
-                                                      expected: list[str]) -> None:
+@pytest.mark.parametrize(("cpus", "expected"), [
+    (1, []), (2, ["-n", "2", "--bt-torch-threads", "1"]), (3, ["-n", "3", "--bt-torch-threads", "1"]),
+    (64, ["-n", "4", "--bt-torch-threads", "16"]),
+])
+def test_a_cpu_run_gets_a_worker_per_core_up_to_four_each_with_its_share(monkeypatch: pytest.MonkeyPatch, cpus: int,
+                                                                          expected: list[str]) -> None:
     monkeypatch.setattr(workers, "usable_cpus", lambda: cpus)
     assert default_workers(SUITE, environ={}) == expected
+    if expected:  # a thread count the user gave is kept
+        assert default_workers([*SUITE, "--bt-torch-threads", "2"], environ={}) == expected[:2]
+        assert default_workers([*SUITE, "--bt-torch-threads=2"], environ={}) == expected[:2]
 
 
 def test_a_gpu_run_stays_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +63,8 @@ def test_a_gpu_run_stays_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None
 def test_the_environment_sets_the_default_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
     assert default_workers(SUITE, environ={WORKERS_ENV: "0"}) == ["-n", "0"]
-    assert default_workers(SUITE, environ={WORKERS_ENV: " auto "}) == ["-n", "auto"]
+    assert default_workers(SUITE, environ={WORKERS_ENV: " auto "}) == ["-n", "auto", "--bt-torch-threads", "1"]
+    assert default_workers(SUITE, environ={WORKERS_ENV: "2"}) == ["-n", "2", "--bt-torch-threads", "4"]
     assert default_workers([*SUITE, "-n", "1"], environ={WORKERS_ENV: "3"}) == []
     with pytest.raises(UsageError, match=r"invalid BENCHTOOL_WORKERS 'many'; expected a number of worker processes"):
         default_workers(SUITE, environ={WORKERS_ENV: "many"})
@@ -98,7 +105,7 @@ def test_benchtool_run_uses_the_cores_by_default_and_one_process_when_told(tmp_p
         assert first.outcomes == second.outcomes == {"passed": 6}
         assert second.pytest_args[-2:] == ["-n", "0"]  # stored: a resume runs the same way
         if cores > 1:
-            assert first.pytest_args[-2:] == ["-n", str(cores)]
+            assert first.pytest_args[-4:] == ["-n", str(cores), "--bt-torch-threads", str(usable_cpus() // cores)]
             assert f"created: {cores}/{cores} workers" in spread.stdout, spread.stdout[-3000:]
         else:
             assert "-n" not in first.pytest_args
