@@ -192,6 +192,37 @@ def test_deep_ensemble_size_comes_from_the_budget_or_the_parameter() -> None:
         DeepEnsemble(members=1).fit_checked(task)
 
 
+def test_deep_ensemble_regression_members_go_through_the_network_cache(tmp_path: Path) -> None:
+    """Each regression member is cached by its own seed (the harness's own_network, here on a
+    temporary folder): a second fit trains nothing and gets the same members; a larger ensemble
+    reuses the smaller one's members and trains only the new one."""
+    from benchtool.models.trained import own_network
+
+    task, _ = conformance_task("regression")
+    trained_seeds: list[int] = []
+
+    def cache(trains, build, train_):  # the harness's cache, counting what it trains
+        def counted(network):
+            trained_seeds.append(trains["member_seed"])
+            return train_(network)
+        return own_network("mlp", task.info, task.seed, task.recipe, trains, build, counted, device="cpu",
+                           cache_dir=tmp_path)
+
+    cached_task = dataclasses.replace(task, own_network=cache)
+    first, again = DeepEnsemble(), DeepEnsemble()
+    first.fit_checked(cached_task)
+    again.fit_checked(cached_task)
+    assert trained_seeds == [task.seed, task.seed + 1]  # the second fit loaded both
+    for a, b in zip(first.members, again.members):
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    uncached = DeepEnsemble()
+    uncached.fit_checked(task)  # no cache: the very networks the cache holds
+    for a, b in zip(first.members, uncached.members):
+        assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    DeepEnsemble(members=3).fit_checked(cached_task)
+    assert trained_seeds == [task.seed, task.seed + 1, task.seed + 2]
+
+
 def test_deep_ensemble_regression_needs_a_network_builder() -> None:
     task, _ = conformance_task("regression")
     with pytest.raises(UsageError, match="build_network"):

@@ -47,7 +47,8 @@ class DeepEnsemble(UncertaintyEstimator):
         need = Resources(cpus=1.0, gpus=gpus)
         if self.regression:
             job = functools.partial(_gaussian_member, task.build_network, task.recipe, task.train,
-                                    2 * task.info.output_dim, device=task.device, estimator=self.name)
+                                    2 * task.info.output_dim, device=task.device, estimator=self.name,
+                                    cache=task.own_network)
             futures = [executor.submit(job, seed, resources=need) for seed in seeds]
         else:  # the base model is member 0
             futures = [executor.submit(task.train_member, seed, resources=need) for seed in seeds[1:]]
@@ -66,19 +67,31 @@ class DeepEnsemble(UncertaintyEstimator):
 
 
 def _gaussian_member(build_network: Any, recipe: Any, train: Any, outputs: int, seed: int, *,
-                     device: torch.device, estimator: str) -> nn.Module:
+                     device: torch.device, estimator: str, cache: Any = None) -> nn.Module:
     """One regression member: a fresh network with a mean and a variance per output, seeded
-    by ``seed`` alone and trained by Gaussian NLL (a module function: executors pickle it)."""
+    by ``seed`` alone and trained by Gaussian NLL (a module function: executors pickle it).
+    Through the task's network cache (``EstimationTask.own_network``) where it has one, keyed
+    by the member's seed, so a run with cached models does not train it again (the toy
+    regression's 5 members: 20 s of the default run's cell on one thread)."""
     from benchtool.executors import task_device
 
     if build_network is None or recipe is None:
         raise UsageError(f"estimator {estimator!r} trains its own network and needs EstimationTask.build_network "
                          "and .recipe")
     device = task_device(device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        network = build_network(outputs)
+
+    def build() -> nn.Module:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            return build_network(outputs)
+
+    def trained(network: nn.Module) -> nn.Module:  # draws only from its own seeded shuffle generator
         return train_with_loss(network, train, recipe, gaussian_nll, seed=seed, device=device)
+
+    if cache is None:
+        return trained(build())
+    return cache({"estimator": estimator, "member": "gaussian-nll", "member_seed": seed, "outputs": outputs},
+                 build, trained).to(device)
 
 
 @hookimpl
