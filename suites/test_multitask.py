@@ -88,13 +88,13 @@ _equal_runs: dict[tuple[Any, ...], MultiTaskRun] = {}  # the Delta_m baseline, t
 def equal_runs(problem: MultiTaskProblem, recipe: MultiTaskRecipe, key: tuple[Any, ...], seeds: list[int],
                device: Any) -> list[MultiTaskRun]:
     """Equal weights' run of each seed: those this process has not trained yet, trained together."""
-    keys = [(*key, seed, recipe, str(device)) for seed in seeds]
-    missing = [seed for seed, k in zip(seeds, keys) if k not in _equal_runs]
+    keys = {seed: (*key, seed, recipe, str(device)) for seed in seeds}
+    missing = [seed for seed in seeds if keys[seed] not in _equal_runs]
     if missing:
         runs = train_multitask_together([EqualWeighting() for _ in missing], problem, recipe, seeds=missing,
                                         device=device)
-        _equal_runs.update(zip([(*key, seed, recipe, str(device)) for seed in missing], runs))
-    return [_equal_runs[k] for k in keys]
+        _equal_runs.update((keys[seed], run) for seed, run in zip(missing, runs))
+    return [_equal_runs[keys[seed]] for seed in seeds]
 
 
 def mean_of(runs: list[MultiTaskRun], split: str) -> dict[str, float]:
