@@ -92,7 +92,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--numprocesses", metavar="N", default=None,
                         help="spread the cells over N worker processes (pytest-xdist), one GPU each; "
                              "cells sharing a trained model stay on one worker; 'auto' = one per CPU; "
-                             "0 = one process. Default: on a CPU one per core, up to 4 "
+                             "0 = one process. Default: on a CPU one per core, up to 4 and one per GB of free memory "
                              "($BENCHTOOL_WORKERS sets it); on a GPU one process")
     store_option(parser)
     parser.add_argument("--resume", metavar="RUN_ID",

@@ -1,7 +1,8 @@
 """How many pytest-xdist worker processes a ``benchtool run`` spreads its cells over.
 
 Given ``-n``, the run uses that. Otherwise a CPU run on a machine with several cores uses one
-worker per core, up to ``MAX_DEFAULT_WORKERS``, each computing with its share of the cores
+worker per core, up to ``MAX_DEFAULT_WORKERS`` and one per ``WORKER_MEMORY_BYTES`` of available
+memory, each computing with its share of the cores
 (``--bt-torch-threads``): the suites' networks are small, so one thread per process beats
 several threads in one. A GPU run stays in one process (its workers would share the GPU;
 ``-n`` with ``--bt-gpus`` spreads them over several). ``BENCHTOOL_WORKERS`` sets the default
@@ -21,9 +22,12 @@ from benchtool.executors.devices import usable_cpus
 WORKERS_ENV = "BENCHTOOL_WORKERS"
 # Cells that share a trained model run on one worker (loadgroup), so beyond a few workers the
 # longest model's cells, not the cores, bound the wall time, while each worker holds its own
-# copy of torch, the data and the models (0.45 GB each on the built-in data, 1 GB on
-# Fashion-MNIST). Past this, ``-n auto`` asks for one per core.
+# copy of torch, the data and the models. Past this, ``-n auto`` asks for one per core.
 MAX_DEFAULT_WORKERS = 4
+# Memory one worker may need: measured here, 0.75-0.94 GB on Fashion-MNIST's uncertainty cells
+# (the built-in data: about 0.5). The default gives a worker no less than this of the memory
+# available when the run starts.
+WORKER_MEMORY_BYTES = 1 << 30
 # Options that already choose how the cells are run: the run adds no ``-n`` of its own.
 _DISTRIBUTION_OPTIONS = ("-n", "--numprocesses", "--dist", "--maxprocesses", "--bt-executor", "--pdb", "--trace")
 
@@ -48,6 +52,18 @@ def distribution_chosen(argv: Sequence[str]) -> bool:
         if arg == "-pno:xdist" or (previous == "-p" and arg == "no:xdist"):
             return True
     return False
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's ``MemAvailable``); None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def device_option(argv: Sequence[str]) -> str:
@@ -76,8 +92,10 @@ def default_workers(argv: Sequence[str], environ: Mapping[str, str] = os.environ
     elif resolve_device(device_option(argv)).type != "cpu" or importlib.util.find_spec("xdist") is None:
         return []
     else:
-        workers = str(min(usable_cpus(), MAX_DEFAULT_WORKERS))
-        if workers == "1":
+        memory = available_memory()
+        by_memory = MAX_DEFAULT_WORKERS if memory is None else memory // WORKER_MEMORY_BYTES
+        workers = str(min(usable_cpus(), MAX_DEFAULT_WORKERS, by_memory))
+        if int(workers) <= 1:
             return []
     count = usable_cpus() if workers in ("auto", "logical") else int(workers)
     if count == 0 or any(arg.split("=", 1)[0] == "--bt-torch-threads" for arg in argv):

@@ -15,7 +15,6 @@ import torch
 
 from benchtool import workers
 from benchtool.errors import UsageError
-from benchtool.executors.devices import usable_cpus
 from benchtool.store.db import ResultStore
 from benchtool.workers import WORKERS_ENV, default_workers, device_option, distribution_chosen
 
@@ -47,10 +46,31 @@ def test_other_options_leave_the_choice_to_the_default(argv: list[str]) -> None:
 def test_a_cpu_run_gets_a_worker_per_core_up_to_four_each_with_its_share(monkeypatch: pytest.MonkeyPatch, cpus: int,
                                                                           expected: list[str]) -> None:
     monkeypatch.setattr(workers, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(workers, "available_memory", lambda: 64 << 30)
     assert default_workers(SUITE, environ={}) == expected
     if expected:  # a thread count the user gave is kept
         assert default_workers([*SUITE, "--bt-torch-threads", "2"], environ={}) == expected[:2]
         assert default_workers([*SUITE, "--bt-torch-threads=2"], environ={}) == expected[:2]
+
+
+@pytest.mark.skipif(not HAS_XDIST, reason="needs pytest-xdist")
+@pytest.mark.parametrize(("memory", "expected"), [
+    (None, ["-n", "4", "--bt-torch-threads", "2"]), (3 << 30, ["-n", "3", "--bt-torch-threads", "2"]),
+    ((1 << 30) + 5, []), (100 << 20, []),
+])
+def test_the_default_gives_each_worker_a_gigabyte_of_the_available_memory(
+        monkeypatch: pytest.MonkeyPatch, memory: int | None, expected: list[str]) -> None:
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(workers, "available_memory", lambda: memory)
+    assert default_workers(SUITE, environ={}) == expected
+
+
+def test_available_memory_is_read_where_the_system_says() -> None:
+    memory = workers.available_memory()
+    if Path("/proc/meminfo").exists():
+        assert memory is not None and memory > 0
+    else:
+        assert memory is None
 
 
 def test_a_gpu_run_stays_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,14 +119,14 @@ def test_benchtool_run_uses_the_cores_by_default_and_one_process_when_told(tmp_p
     for run in (spread, serial):
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
         assert "6 passed" in run.stdout
-    cores = min(usable_cpus(), workers.MAX_DEFAULT_WORKERS)
+    added = default_workers(["--bt-device", "cpu"], environ={})  # what this machine's cores and memory give
     with ResultStore(tmp_path / ".benchtool" / "results.db", create=False) as store:
         second, first = store.runs()  # newest first
         assert first.outcomes == second.outcomes == {"passed": 6}
         assert second.pytest_args[-2:] == ["-n", "0"]  # stored: a resume runs the same way
-        if cores > 1:
-            assert first.pytest_args[-4:] == ["-n", str(cores), "--bt-torch-threads", str(usable_cpus() // cores)]
-            assert f"created: {cores}/{cores} workers" in spread.stdout, spread.stdout[-3000:]
+        if added:
+            assert first.pytest_args[-4:] == added
+            assert f"created: {added[1]}/{added[1]} workers" in spread.stdout, spread.stdout[-3000:]
         else:
             assert "-n" not in first.pytest_args
     assert "workers" not in serial.stdout
