@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from benchtool.config import resolve_device
 from benchtool.errors import UsageError
-from benchtool.executors.devices import usable_cpus
+from benchtool.executors import devices
 
 WORKERS_ENV = "BENCHTOOL_WORKERS"
 # Cells that share a trained model run on one worker (loadgroup), so beyond a few workers the
@@ -89,15 +89,16 @@ def default_workers(argv: Sequence[str], environ: Mapping[str, str] = os.environ
     given = environ.get(WORKERS_ENV, "").strip()
     if given:
         workers = check_numprocesses(given, WORKERS_ENV)
+        count = devices.usable_cpus() if workers in ("auto", "logical") else int(workers)
     elif resolve_device(device_option(argv)).type != "cpu" or importlib.util.find_spec("xdist") is None:
         return []
     else:
         memory = available_memory()
-        by_memory = MAX_DEFAULT_WORKERS if memory is None else memory // WORKER_MEMORY_BYTES
-        workers = str(min(usable_cpus(), MAX_DEFAULT_WORKERS, by_memory))
-        if int(workers) <= 1:
+        count = min(devices.usable_cpus(), MAX_DEFAULT_WORKERS,
+                    MAX_DEFAULT_WORKERS if memory is None else memory // WORKER_MEMORY_BYTES)
+        if count <= 1:
             return []
-    count = usable_cpus() if workers in ("auto", "logical") else int(workers)
+        workers = str(count)
     if count == 0 or any(arg.split("=", 1)[0] == "--bt-torch-threads" for arg in argv):
         return ["-n", workers]
-    return ["-n", workers, "--bt-torch-threads", str(max(1, usable_cpus() // count))]
+    return ["-n", workers, "--bt-torch-threads", str(devices.worker_threads(count, devices.usable_cpus()))]

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from benchtool import workers
+from benchtool.executors import devices
 from benchtool.errors import UsageError
 from benchtool.store.db import ResultStore
 from benchtool.workers import WORKERS_ENV, default_workers, device_option, distribution_chosen
@@ -45,7 +46,7 @@ def test_other_options_leave_the_choice_to_the_default(argv: list[str]) -> None:
 ])
 def test_a_cpu_run_gets_a_worker_per_core_up_to_four_each_with_its_share(monkeypatch: pytest.MonkeyPatch, cpus: int,
                                                                           expected: list[str]) -> None:
-    monkeypatch.setattr(workers, "usable_cpus", lambda: cpus)
+    monkeypatch.setattr(devices, "usable_cpus", lambda: cpus)
     monkeypatch.setattr(workers, "available_memory", lambda: 64 << 30)
     assert default_workers(SUITE, environ={}) == expected
     if expected:  # a thread count the user gave is kept
@@ -60,7 +61,7 @@ def test_a_cpu_run_gets_a_worker_per_core_up_to_four_each_with_its_share(monkeyp
 ])
 def test_the_default_gives_each_worker_a_gigabyte_of_the_available_memory(
         monkeypatch: pytest.MonkeyPatch, memory: int | None, expected: list[str]) -> None:
-    monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(devices, "usable_cpus", lambda: 8)
     monkeypatch.setattr(workers, "available_memory", lambda: memory)
     assert default_workers(SUITE, environ={}) == expected
 
@@ -74,14 +75,14 @@ def test_available_memory_is_read_where_the_system_says() -> None:
 
 
 def test_a_gpu_run_stays_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(devices, "usable_cpus", lambda: 8)
     monkeypatch.setattr(workers, "resolve_device", lambda spec: torch.device("cuda", 0))
     assert default_workers(["--bt-device", "auto"], environ={}) == []
 
 
 @pytest.mark.skipif(not HAS_XDIST, reason="needs pytest-xdist")
 def test_the_environment_sets_the_default_and_the_command_line_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(devices, "usable_cpus", lambda: 8)
     assert default_workers(SUITE, environ={WORKERS_ENV: "0"}) == ["-n", "0"]
     assert default_workers(SUITE, environ={WORKERS_ENV: " auto "}) == ["-n", "auto", "--bt-torch-threads", "1"]
     assert default_workers(SUITE, environ={WORKERS_ENV: "2"}) == ["-n", "2", "--bt-torch-threads", "4"]
